@@ -1,0 +1,307 @@
+/*
+ * model.c — resolve a model name to a folder, read its config and tokenizer, and bind every weight the
+ * architecture needs, checking each tensor's presence and shape against the config. It computes
+ * nothing; forward.c does.
+ */
+#include "model_impl.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---------------------------------------------------------------- resolving names */
+
+static bool is_dir(const char *p)
+{
+    struct stat s;
+    return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
+}
+
+static bool exists(const char *p)
+{
+    struct stat s;
+    return stat(p, &s) == 0;
+}
+
+/* An HF id is "name" or "org/name" made of [A-Za-z0-9._-]. */
+static bool looks_like_hf_id(const char *s)
+{
+    int slashes = 0;
+    if (!*s || *s == '.' || *s == '/') return false;
+    for (const char *p = s; *p; p++) {
+        if (*p == '/') {
+            if (++slashes > 1 || p[1] == 0) return false;
+        } else if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= 'A' && *p <= 'Z'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void hub_dir(char *out, size_t cap)
+{
+    const char *v;
+    if ((v = getenv("HF_HUB_CACHE")) && *v) snprintf(out, cap, "%s", v);
+    else if ((v = getenv("HF_HOME")) && *v) snprintf(out, cap, "%s/hub", v);
+    else if ((v = getenv("XDG_CACHE_HOME")) && *v) snprintf(out, cap, "%s/huggingface/hub", v);
+    else snprintf(out, cap, "%s/.cache/huggingface/hub", getenv("HOME") ? getenv("HOME") : "");
+}
+
+int lsa_model_resolve(const char *name, char *out, size_t cap)
+{
+    if (exists(name) || !looks_like_hf_id(name)) {
+        if (!exists(name)) return lsa_err(LSA_EIO, "%s: no such file or directory", name);
+        if ((size_t)snprintf(out, cap, "%s", name) >= cap) return lsa_err(LSA_EINVAL, "%s: path too long", name);
+        return 0;
+    }
+    char hub[PATH_MAX], repo[PATH_MAX + 600], ref[sizeof repo + 16], snap[sizeof repo + 160];
+    hub_dir(hub, sizeof hub);
+    char id[256];
+    snprintf(id, sizeof id, "%s", name);
+    for (char *p = id; *p; p++)
+        if (*p == '/') *p = 0x01; /* placeholder, replaced by "--" below */
+    char flat[512] = "";
+    for (char *p = id; *p; p++) {
+        size_t n = strlen(flat);
+        if (*p == 0x01) snprintf(flat + n, sizeof flat - n, "--");
+        else snprintf(flat + n, sizeof flat - n, "%c", *p);
+    }
+    snprintf(repo, sizeof repo, "%s/models--%s", hub, flat);
+    if (!is_dir(repo))
+        return lsa_err(LSA_EIO, "%s: not a file or folder, and not in the Hugging Face cache (looked for %s; set "
+                       "HF_HOME or HF_HUB_CACHE if your cache is elsewhere)", name, repo);
+    snprintf(ref, sizeof ref, "%s/refs/main", repo);
+    FILE *f = fopen(ref, "r");
+    char rev[128] = "";
+    if (f) {
+        if (!fgets(rev, sizeof rev, f)) rev[0] = 0;
+        fclose(f);
+        rev[strcspn(rev, "\r\n")] = 0;
+    }
+    if (!rev[0] || strchr(rev, '/'))
+        return lsa_err(LSA_EIO, "%s: cached at %s but %s is missing or empty", name, repo, ref);
+    snprintf(snap, sizeof snap, "%s/snapshots/%s", repo, rev);
+    if (!is_dir(snap)) return lsa_err(LSA_EIO, "%s: refs/main names snapshot %s, which is not in %s", name, rev, repo);
+    if ((size_t)snprintf(out, cap, "%s", snap) >= cap) return lsa_err(LSA_EINVAL, "%s: path too long", snap);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- binding weights */
+
+struct binder {
+    struct lsa_model *m;
+    char file[PATH_MAX]; /* for messages */
+};
+
+/* Find a tensor by name, also without the leading component ("model.", "transformer.", "gpt_neox."),
+ * since base-model saves drop it. */
+static const struct lsa_st_tensor *find(struct binder *b, const char *name)
+{
+    const struct lsa_st_tensor *t = lsa_st_find(b->m->st, name);
+    const char *dot = strchr(name, '.');
+    if (!t && dot) t = lsa_st_find(b->m->st, dot + 1);
+    return t;
+}
+
+/* Bind a float32 view of tensor `name` with the expected shape (rank 1 when d1 == 0). */
+static int bind(struct binder *b, const float **out, const char *name, int64_t d0, int64_t d1)
+{
+    const struct lsa_st_tensor *t = find(b, name);
+    if (!t) return lsa_err(LSA_EFORMAT, "%s: tensor %s is missing", b->file, name);
+    bool ok = d1 ? (t->rank == 2 && t->shape[0] == d0 && t->shape[1] == d1) : (t->rank == 1 && t->shape[0] == d0);
+    if (!ok) {
+        char got[128] = "";
+        for (int i = 0; i < t->rank; i++) {
+            size_t n = strlen(got);
+            snprintf(got + n, sizeof got - n, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+        }
+        if (d1)
+            return lsa_err(LSA_EFORMAT, "%s: tensor %s has shape [%s], config says [%lld,%lld]", t->file, name, got,
+                           (long long)d0, (long long)d1);
+        return lsa_err(LSA_EFORMAT, "%s: tensor %s has shape [%s], config says [%lld]", t->file, name, got,
+                       (long long)d0);
+    }
+    struct lsa_model *m = b->m;
+    m->n_params += t->n_elem;
+    if (t->dtype == LSA_DT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *out = t->data;
+        return 0;
+    }
+    float **v = realloc(m->owned, (m->n_owned + 1) * sizeof *v);
+    if (!v) return lsa_err(LSA_ENOMEM, "out of memory");
+    m->owned = v;
+    float *w = malloc((size_t)t->n_elem * sizeof *w + 1);
+    if (!w) return lsa_err(LSA_ENOMEM, "%s: out of memory widening %s", t->file, name);
+    m->owned[m->n_owned++] = w;
+    int rc = lsa_st_read_f32(t, w);
+    if (rc) return rc;
+    *out = w;
+    return 0;
+}
+
+static int bindf(struct binder *b, const float **out, int64_t d0, int64_t d1, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bindf(struct binder *b, const float **out, int64_t d0, int64_t d1, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return bind(b, out, name, d0, d1);
+}
+
+/* A linear layer "<prefix>.weight" (+ ".bias" when has_bias). */
+static int bind_linear(struct binder *b, struct lsa_linear *l, const char *prefix, int n_in, int n_out, bool in_out,
+                       bool has_bias)
+{
+    l->n_in = n_in;
+    l->n_out = n_out;
+    l->in_out = in_out;
+    int rc = bindf(b, &l->w, in_out ? n_in : n_out, in_out ? n_out : n_in, "%s.weight", prefix);
+    if (!rc && has_bias) rc = bindf(b, &l->b, n_out, 0, "%s.bias", prefix);
+    return rc;
+}
+
+static int bind_norm(struct binder *b, struct lsa_norm_w *n, const char *prefix, int d, bool has_bias)
+{
+    int rc = bindf(b, &n->w, d, 0, "%s.weight", prefix);
+    if (!rc && has_bias) rc = bindf(b, &n->b, d, 0, "%s.bias", prefix);
+    return rc;
+}
+
+/* Tensor names per family: printf patterns taking the layer index. */
+struct names {
+    const char *embd, *pos, *final_norm, *head;
+    const char *attn_norm, *mlp_norm, *q, *k, *v, *qkv, *o, *gate, *up, *gate_up, *down;
+};
+
+static const struct names llama_names = {
+    "model.embed_tokens.weight", NULL, "model.norm", "lm_head.weight",
+    "model.layers.%d.input_layernorm", "model.layers.%d.post_attention_layernorm",
+    "model.layers.%d.self_attn.q_proj", "model.layers.%d.self_attn.k_proj", "model.layers.%d.self_attn.v_proj",
+    "model.layers.%d.self_attn.qkv_proj", "model.layers.%d.self_attn.o_proj", "model.layers.%d.mlp.gate_proj",
+    "model.layers.%d.mlp.up_proj", "model.layers.%d.mlp.gate_up_proj", "model.layers.%d.mlp.down_proj",
+};
+static const struct names gpt2_names = {
+    "transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f", "lm_head.weight",
+    "transformer.h.%d.ln_1", "transformer.h.%d.ln_2", NULL, NULL, NULL, "transformer.h.%d.attn.c_attn",
+    "transformer.h.%d.attn.c_proj", NULL, "transformer.h.%d.mlp.c_fc", NULL, "transformer.h.%d.mlp.c_proj",
+};
+static const struct names neox_names = {
+    "gpt_neox.embed_in.weight", NULL, "gpt_neox.final_layer_norm", "embed_out.weight",
+    "gpt_neox.layers.%d.input_layernorm", "gpt_neox.layers.%d.post_attention_layernorm", NULL, NULL, NULL,
+    "gpt_neox.layers.%d.attention.query_key_value", "gpt_neox.layers.%d.attention.dense", NULL,
+    "gpt_neox.layers.%d.mlp.dense_h_to_4h", NULL, "gpt_neox.layers.%d.mlp.dense_4h_to_h",
+};
+
+static int bind_layer(struct binder *b, const struct names *nm, int i)
+{
+    const struct lsa_arch *a = &b->m->arch;
+    struct lsa_layer_w *L = &b->m->layers[i];
+    bool conv1d = a->pos == LSA_POS_LEARNED; /* GPT-2 stores Conv1D (in, out) */
+    int q_dim = a->n_head * a->d_head, kv_dim = a->n_head_kv * a->d_head;
+    char p[256];
+#define NAME(pat) (snprintf(p, sizeof p, pat, i), p)
+    int rc = bind_norm(b, &L->attn_norm, NAME(nm->attn_norm), a->d_model, a->norm_bias);
+    if (!rc) rc = bind_norm(b, &L->mlp_norm, NAME(nm->mlp_norm), a->d_model, a->norm_bias);
+    if (!rc && a->qkv_layout == LSA_QKV_SEPARATE) {
+        rc = bind_linear(b, &L->q, NAME(nm->q), a->d_model, q_dim, false, a->qkv_bias);
+        if (!rc) rc = bind_linear(b, &L->k, NAME(nm->k), a->d_model, kv_dim, false, a->qkv_bias);
+        if (!rc) rc = bind_linear(b, &L->v, NAME(nm->v), a->d_model, kv_dim, false, a->qkv_bias);
+    } else if (!rc) {
+        rc = bind_linear(b, &L->qkv, NAME(nm->qkv), a->d_model, q_dim + 2 * kv_dim, conv1d, a->qkv_bias);
+    }
+    if (!rc) rc = bind_linear(b, &L->o, NAME(nm->o), q_dim, a->d_model, conv1d, a->o_bias);
+    if (!rc && a->gate_up_fused) rc = bind_linear(b, &L->gate_up, NAME(nm->gate_up), a->d_model, 2 * a->d_ff, false,
+                                                  a->mlp_bias);
+    else if (!rc && a->gated_mlp) {
+        rc = bind_linear(b, &L->gate, NAME(nm->gate), a->d_model, a->d_ff, false, a->mlp_bias);
+        if (!rc) rc = bind_linear(b, &L->up, NAME(nm->up), a->d_model, a->d_ff, false, a->mlp_bias);
+    } else if (!rc) {
+        rc = bind_linear(b, &L->up, NAME(nm->up), a->d_model, a->d_ff, conv1d, a->mlp_bias);
+    }
+    if (!rc) rc = bind_linear(b, &L->down, NAME(nm->down), a->d_ff, a->d_model, conv1d, a->mlp_bias);
+#undef NAME
+    return rc;
+}
+
+static int bind_all(struct lsa_model *m)
+{
+    struct binder b = {.m = m};
+    snprintf(b.file, sizeof b.file, "%s", lsa_st_path(m->st));
+    const struct lsa_arch *a = &m->arch;
+    const struct names *nm = a->pos == LSA_POS_LEARNED ? &gpt2_names
+                             : a->qkv_layout == LSA_QKV_PER_HEAD ? &neox_names : &llama_names;
+    if (!(m->layers = calloc((size_t)a->n_layer, sizeof *m->layers))) return lsa_err(LSA_ENOMEM, "out of memory");
+    int rc = bind(&b, &m->tok_embd, nm->embd, a->n_vocab, a->d_model);
+    if (!rc && nm->pos) rc = bind(&b, &m->pos_embd, nm->pos, a->n_ctx, a->d_model);
+    for (int i = 0; i < a->n_layer && !rc; i++) rc = bind_layer(&b, nm, i);
+    if (!rc) rc = bind_norm(&b, &m->final_norm, nm->final_norm, a->d_model, a->norm_bias);
+    if (!rc) {
+        /* Some tied checkpoints also store the head; an untied one must. */
+        if (a->tied_head) m->head = m->tok_embd;
+        else rc = bind(&b, &m->head, nm->head, a->n_vocab, a->d_model);
+    }
+    if (!rc) {
+        const struct lsa_st_tensor *t = find(&b, nm->embd);
+        snprintf(m->arch.dtype, sizeof m->arch.dtype, "%s", t->dtype_name);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- load / free */
+
+struct lsa_model *lsa_model_load(const char *name)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 32];
+    if (lsa_model_resolve(name, dir, sizeof dir)) return NULL;
+    if (!is_dir(dir)) {
+        lsa_err(LSA_EUNSUP, "%s: not a model folder (expected config.json and model.safetensors inside)", dir);
+        return NULL;
+    }
+    struct lsa_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(dir))) {
+        free(m);
+        lsa_err(LSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    int rc = 0;
+    if (!exists(p)) rc = lsa_err(LSA_EIO, "%s: config.json is missing", dir);
+    if (!rc) rc = lsa_arch_from_config(p, &m->arch);
+    if (!rc && !(m->st = lsa_st_open(dir))) rc = LSA_EFORMAT;
+    if (!rc) rc = bind_all(m);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    if (!rc && exists(p) && !(m->tok = lsa_tokenizer_load(p))) rc = LSA_EFORMAT;
+    if (!rc && m->tok && lsa_tokenizer_n_vocab(m->tok) > m->arch.n_vocab)
+        rc = lsa_err(LSA_EFORMAT, "%s: tokenizer has %d ids but the model's vocabulary is %d", p,
+                     lsa_tokenizer_n_vocab(m->tok), m->arch.n_vocab);
+    if (rc) {
+        lsa_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void lsa_model_free(struct lsa_model *m)
+{
+    if (!m) return;
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    lsa_tokenizer_free(m->tok);
+    lsa_st_close(m->st);
+    free(m->path);
+    free(m);
+}
+
+const struct lsa_arch *lsa_model_arch(const struct lsa_model *m) { return &m->arch; }
+const struct lsa_tokenizer *lsa_model_tokenizer(const struct lsa_model *m) { return m->tok; }
+const char *lsa_model_path(const struct lsa_model *m) { return m->path; }
+int64_t lsa_model_n_params(const struct lsa_model *m) { return m->n_params; }

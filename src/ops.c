@@ -1,0 +1,136 @@
+/*
+ * ops.c — GEMMs through OpenBLAS (the only cblas.h include) and the elementwise kernels. Reductions
+ * (norm statistics, softmax sums) accumulate in double: cheap, and it keeps lsa within rounding of
+ * transformers' float32 results regardless of summation order.
+ */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+void lsa_ops_linear(const struct lsa_linear *l, const float *x, int ldx, int n_tok, float *y, int ldy)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f,
+                x, ldx, l->w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
+    if (l->b)
+        for (int t = 0; t < n_tok; t++) {
+            float *row = y + (size_t)t * ldy;
+            for (int j = 0; j < l->n_out; j++) row[j] += l->b[j];
+        }
+}
+
+void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const float *x, float *y, int n_tok)
+{
+    int d = a->d_model;
+    for (int t = 0; t < n_tok; t++) {
+        const float *xr = x + (size_t)t * d;
+        float *yr = y + (size_t)t * d;
+        if (a->norm == LSA_NORM_RMS) {
+            double ss = 0;
+            for (int i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
+            float r = (float)(1.0 / sqrt(ss / d + a->norm_eps));
+            for (int i = 0; i < d; i++) {
+                float v = xr[i] * r;
+                yr[i] = a->norm_plus_one ? v * (1.0f + w->w[i]) : w->w[i] * v;
+            }
+        } else {
+            double s = 0, ss = 0;
+            for (int i = 0; i < d; i++) s += xr[i];
+            double mean = s / d;
+            for (int i = 0; i < d; i++) ss += (xr[i] - mean) * (xr[i] - mean);
+            double r = 1.0 / sqrt(ss / d + a->norm_eps);
+            for (int i = 0; i < d; i++) {
+                float v = (float)((xr[i] - mean) * r);
+                yr[i] = v * w->w[i] + (w->b ? w->b[i] : 0.0f);
+            }
+        }
+    }
+}
+
+static inline float act1(enum lsa_act_kind act, float x)
+{
+    switch (act) {
+    case LSA_ACT_SILU: return x / (1.0f + expf(-x));
+    case LSA_ACT_GELU: return (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0))));
+    case LSA_ACT_GELU_TANH: {
+        double xd = x;
+        return (float)(0.5 * xd * (1.0 + tanh(sqrt(2.0 / M_PI) * (xd + 0.044715 * xd * xd * xd))));
+    }
+    case LSA_ACT_RELU: return x > 0 ? x : 0;
+    }
+    return x;
+}
+
+void lsa_ops_act(enum lsa_act_kind act, float *x, int n_tok, int n, int ld)
+{
+    for (int t = 0; t < n_tok; t++) {
+        float *r = x + (size_t)t * ld;
+        for (int j = 0; j < n; j++) r[j] = act1(act, r[j]);
+    }
+}
+
+void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, int off)
+{
+    for (int t = 0; t < n_tok; t++) {
+        float *r = x + (size_t)t * ld;
+        for (int j = 0; j < n; j++) r[j] = act1(act, r[j]) * r[off + j];
+    }
+}
+
+void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int rope_dims, const float *cos_t,
+                  const float *sin_t)
+{
+    int half = rope_dims / 2;
+    for (int t = 0; t < n_tok; t++) {
+        const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *p = x + (size_t)t * ld + (size_t)h * head_stride;
+            for (int i = 0; i < half; i++) {
+                float x1 = p[i], x2 = p[i + half];
+                p[i] = x1 * c[i] - x2 * s[i];
+                p[i + half] = x2 * c[i] + x1 * s[i];
+            }
+        }
+    }
+}
+
+void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
+                       float *out, int ld_out, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
+                       int window, float *scores)
+{
+    int group = n_head / n_head_kv;
+    for (int h = 0; h < n_head; h++) {
+        int kh = h / group;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, n_tok, d_head, scale, q + (size_t)h * q_hs, ldq,
+                    k + (size_t)kh * kv_hs, ldkv, 0.0f, scores, n_tok);
+        for (int i = 0; i < n_tok; i++) {
+            float *r = scores + (size_t)i * n_tok;
+            int lo = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
+            float mx = -INFINITY;
+            for (int j = lo; j <= i; j++) mx = r[j] > mx ? r[j] : mx;
+            double sum = 0;
+            for (int j = lo; j <= i; j++) {
+                r[j] = expf(r[j] - mx);
+                sum += r[j];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j < lo; j++) r[j] = 0;
+            for (int j = lo; j <= i; j++) r[j] *= inv;
+            for (int j = i + 1; j < n_tok; j++) r[j] = 0;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tok, d_head, n_tok, 1.0f, scores, n_tok,
+                    v + (size_t)kh * kv_hs, ldkv, 0.0f, out + (size_t)h * d_head, ld_out);
+    }
+}
+
+void lsa_ops_logits(const float *head, int n_vocab, int d, const float *h, int n_tok, float *logits)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, n_vocab, d, 1.0f, h, d, head, d, 0.0f, logits,
+                n_vocab);
+}
+
+void lsa_ops_add(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}

@@ -1,0 +1,38 @@
+/*
+ * ops.h — the numeric kernels of the forward (private to src/). ops.c is the only file that includes
+ * cblas.h. Matrices are row-major float32 with explicit leading dimensions so that views into fused
+ * buffers (q, k, v side by side; gate and up side by side) need no copies.
+ */
+#ifndef LSA_OPS_H
+#define LSA_OPS_H
+
+#include "model_impl.h"
+
+/* y (T, n_out; ldy) = x (T, n_in; ldx) · Wᵀ + b */
+void lsa_ops_linear(const struct lsa_linear *l, const float *x, int ldx, int n_tok, float *y, int ldy);
+/* y (T, d) = norm(x (T, d)) per the arch (RMS or Layer, gemma's 1 + w); x and y may alias. */
+void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const float *x, float *y, int n_tok);
+/* In place over n columns of each of T rows (ld apart). */
+void lsa_ops_act(enum lsa_act_kind act, float *x, int n_tok, int n, int ld);
+/* x[t, j] = act(x[t, j]) * x[t, off + j] for j < n (gated MLP over a [gate | up] buffer). */
+void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, int off);
+/*
+ * Rotate the first rope_dims of each of n_heads heads in place (half-split, as transformers'
+ * rotate_half). x: row t at x + t*ld, head h at + h*head_stride. cos/sin: (T, rope_dims/2).
+ */
+void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int rope_dims, const float *cos_t,
+                  const float *sin_t);
+/*
+ * Causal multi-head attention. Head h reads q + h*q_hs, kv head h / (n_head / n_head_kv) from k and v
+ * at + kh*kv_hs; out head h to out + h*d_head (ld_out). window > 0 limits each query to its last window
+ * keys. scores: (T, T) scratch.
+ */
+void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
+                       float *out, int ld_out, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
+                       int window, float *scores);
+/* logits (n_tok, n_vocab) = h (n_tok, d) · headᵀ */
+void lsa_ops_logits(const float *head, int n_vocab, int d, const float *h, int n_tok, float *logits);
+/* y += x over n floats */
+void lsa_ops_add(float *y, const float *x, size_t n);
+
+#endif
