@@ -280,3 +280,259 @@ int lsa_h5_attr_i64(struct lsa_h5 *f, const char *obj, const char *attr, int64_t
     *n = count;
     return 0;
 }
+
+/* ================================================================== writing */
+
+struct lsa_h5w_dset {
+    struct lsa_h5w *w;
+    char *name;
+    hid_t id, memtype;
+    enum lsa_h5_type type;
+    int rank, grow;
+    hsize_t dims[LSA_H5_MAX_RANK];
+    uint16_t *half; /* conversion scratch for F16 */
+    size_t half_cap;
+};
+
+struct lsa_h5w {
+    hid_t fid;
+    char *path;
+    hid_t f16; /* IEEE half type */
+    struct lsa_h5w_dset **d;
+    size_t n_d;
+    int err;
+};
+
+static hid_t make_f16(void)
+{
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    H5Tset_fields(t, 15, 10, 5, 0, 10);
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 15);
+    H5Tset_precision(t, 16);
+    return t;
+}
+
+struct lsa_h5w *lsa_h5w_create(const char *path)
+{
+    silence_hdf5();
+    struct lsa_h5w *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        lsa_err(LSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->fid = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (w->fid < 0) {
+        lsa_err(LSA_EIO, "%s: cannot create HDF5 file (folder missing or not writable?)", path);
+        free(w->path);
+        free(w);
+        return NULL;
+    }
+    w->f16 = make_f16();
+    return w;
+}
+
+int lsa_h5w_close(struct lsa_h5w *w)
+{
+    if (!w) return 0;
+    int rc = w->err;
+    for (size_t i = 0; i < w->n_d; i++) {
+        struct lsa_h5w_dset *d = w->d[i];
+        if (H5Dclose(d->id) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: closing %s failed", w->path, d->name);
+        if (d->type == LSA_H5_STR) H5Tclose(d->memtype);
+        free(d->half);
+        free(d->name);
+        free(d);
+    }
+    free(w->d);
+    H5Tclose(w->f16);
+    if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: flush failed (disk full?)", w->path);
+    if (H5Fclose(w->fid) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: close failed (disk full?)", w->path);
+    free(w->path);
+    free(w);
+    return rc;
+}
+
+static int fail_w(struct lsa_h5w *w, int code)
+{
+    if (!w->err) w->err = code;
+    return code;
+}
+
+static int write_attr(struct lsa_h5w *w, const char *obj, const char *name, hid_t type, hid_t space, const void *v)
+{
+    hid_t a = H5Acreate_by_name(w->fid, obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = 0;
+    if (a < 0 || H5Awrite(a, type, v) < 0)
+        rc = fail_w(w, lsa_err(LSA_EIO, "%s: cannot write attribute %s on %s", w->path, name, obj));
+    if (a >= 0) H5Aclose(a);
+    return rc;
+}
+
+static hid_t vlen_str(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+int lsa_h5w_attr_str(struct lsa_h5w *w, const char *obj, const char *name, const char *value)
+{
+    hid_t t = vlen_str(), s = H5Screate(H5S_SCALAR);
+    int rc = write_attr(w, obj, name, t, s, &value);
+    H5Sclose(s);
+    H5Tclose(t);
+    return rc;
+}
+
+int lsa_h5w_attr_strs(struct lsa_h5w *w, const char *obj, const char *name, const char *const *values, size_t n)
+{
+    hsize_t dim = n;
+    hid_t t = vlen_str(), s = H5Screate_simple(1, &dim, NULL);
+    int rc = write_attr(w, obj, name, t, s, values);
+    H5Sclose(s);
+    H5Tclose(t);
+    return rc;
+}
+
+int lsa_h5w_attr_i64(struct lsa_h5w *w, const char *obj, const char *name, const int64_t *values, size_t n)
+{
+    hsize_t dim = n;
+    hid_t s = H5Screate_simple(1, &dim, NULL);
+    int rc = write_attr(w, obj, name, H5T_NATIVE_INT64, s, values);
+    H5Sclose(s);
+    return rc;
+}
+
+int lsa_h5w_attr_int(struct lsa_h5w *w, const char *obj, const char *name, int64_t value)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    int rc = write_attr(w, obj, name, H5T_NATIVE_INT64, s, &value);
+    H5Sclose(s);
+    return rc;
+}
+
+int lsa_h5w_attr_f64(struct lsa_h5w *w, const char *obj, const char *name, double value)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    int rc = write_attr(w, obj, name, H5T_NATIVE_DOUBLE, s, &value);
+    H5Sclose(s);
+    return rc;
+}
+
+struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_h5_type type, int rank,
+                                  const int64_t dims[], int grow_axis, const int64_t chunk[], int level)
+{
+    struct lsa_h5w_dset *d = calloc(1, sizeof *d);
+    struct lsa_h5w_dset **v = realloc(w->d, (w->n_d + 1) * sizeof *v);
+    if (!d || !v || !(d->name = strdup(name))) {
+        free(d);
+        if (v) w->d = v;
+        fail_w(w, lsa_err(LSA_ENOMEM, "out of memory"));
+        return NULL;
+    }
+    w->d = v;
+    d->w = w;
+    d->type = type;
+    d->rank = rank;
+    d->grow = grow_axis;
+    hsize_t cur[LSA_H5_MAX_RANK], max[LSA_H5_MAX_RANK], ch[LSA_H5_MAX_RANK];
+    for (int i = 0; i < rank; i++) {
+        cur[i] = d->dims[i] = i == grow_axis ? 0 : (hsize_t)dims[i];
+        max[i] = i == grow_axis ? H5S_UNLIMITED : (hsize_t)dims[i];
+        ch[i] = chunk[i] > 0 ? (hsize_t)chunk[i] : 1;
+    }
+    hid_t ftype;
+    switch (type) {
+    case LSA_H5_F16: ftype = w->f16; d->memtype = w->f16; break;
+    case LSA_H5_F32: ftype = H5T_IEEE_F32LE; d->memtype = H5T_NATIVE_FLOAT; break;
+    case LSA_H5_I32: ftype = H5T_STD_I32LE; d->memtype = H5T_NATIVE_INT32; break;
+    case LSA_H5_I64: ftype = H5T_STD_I64LE; d->memtype = H5T_NATIVE_INT64; break;
+    default: ftype = d->memtype = vlen_str(); break;
+    }
+    hid_t space = H5Screate_simple(rank, cur, max), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, ch);
+    if (level > 0 && type != LSA_H5_STR) {
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, (unsigned)level);
+    }
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    d->id = H5Dcreate2(w->fid, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    if (d->id < 0) {
+        if (type == LSA_H5_STR) H5Tclose(d->memtype);
+        fail_w(w, lsa_err(LSA_EIO, "%s: cannot create dataset %s", w->path, name));
+        free(d->name);
+        free(d);
+        return NULL;
+    }
+    w->d[w->n_d++] = d;
+    return d;
+}
+
+static uint16_t f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
+    int exp = (int)((x >> 23) & 0xff);
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0)); /* inf / nan */
+    int e = exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00); /* overflow to inf */
+    if (e <= 0) {                                 /* subnormal or zero */
+        if (e < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        int shift = 14 - e;
+        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (uint32_t)e << 10 | mant >> 13, rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into the exponent: still correct */
+    return (uint16_t)(sign | h);
+}
+
+int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const void *data)
+{
+    struct lsa_h5w *w = d->w;
+    if (w->err) return w->err;
+    hsize_t st[LSA_H5_MAX_RANK], ct[LSA_H5_MAX_RANK];
+    size_t n = 1;
+    for (int i = 0; i < d->rank; i++) {
+        st[i] = (hsize_t)start[i];
+        ct[i] = (hsize_t)count[i];
+        n *= ct[i];
+        if (i != d->grow && st[i] + ct[i] > d->dims[i])
+            return fail_w(w, lsa_err(LSA_EINVAL, "%s: write outside dataset %s", w->path, d->name));
+    }
+    if (n == 0) return 0;
+    if (st[d->grow] + ct[d->grow] > d->dims[d->grow]) {
+        d->dims[d->grow] = st[d->grow] + ct[d->grow];
+        if (H5Dset_extent(d->id, d->dims) < 0)
+            return fail_w(w, lsa_err(LSA_EIO, "%s: cannot extend dataset %s", w->path, d->name));
+    }
+    if (d->type == LSA_H5_F16) {
+        if (d->half_cap < n) {
+            uint16_t *h = realloc(d->half, n * sizeof *h);
+            if (!h) return fail_w(w, lsa_err(LSA_ENOMEM, "out of memory"));
+            d->half = h;
+            d->half_cap = n;
+        }
+        const float *f = data;
+        for (size_t i = 0; i < n; i++) d->half[i] = f32_to_f16(f[i]);
+        data = d->half;
+    }
+    hid_t fs = H5Dget_space(d->id), ms = H5Screate_simple(d->rank, ct, NULL);
+    int rc = 0;
+    if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, NULL, ct, NULL) < 0 ||
+        H5Dwrite(d->id, d->memtype, ms, fs, H5P_DEFAULT, data) < 0)
+        rc = fail_w(w, lsa_err(LSA_EIO, "%s: writing dataset %s failed (disk full?)", w->path, d->name));
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return rc;
+}

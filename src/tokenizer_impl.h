@@ -136,6 +136,8 @@ struct lsa_tokenizer {
     struct tk_added *added;
     size_t n_added;
     int32_t *added_of_id; /* (n_vocab) index into added[] per id, -1 if not an added token */
+    bool added_first[2][256]; /* [normalized?][first byte of match]: some added token may start here */
+    pcre2_code *word_re;      /* \w, only when some added token is single_word */
 
     struct tk_norm *norm;
     size_t n_norm;
@@ -160,6 +162,8 @@ struct lsa_tokenizer {
 int32_t tk_vocab_get(const struct lsa_tokenizer *t, const char *s, size_t n);
 /* Merge rule for the pair (a, b), or NULL. */
 const struct tk_merge *tk_merge_get(const struct lsa_tokenizer *t, int32_t a, int32_t b);
+/* Append the normalizer chain's output for s[0..n) to out. */
+int tk_normalize(const struct lsa_tokenizer *t, const char *s, size_t n, struct tk_buf *out);
 /* The added token with this id, or NULL. */
 const struct tk_added *tk_added_by_id(const struct lsa_tokenizer *t, int32_t id);
 

@@ -27,8 +27,9 @@ static int t_checks;
 /* Abort the test program now (for failures that make the rest meaningless). */
 #define REQUIRE(cond, ...)                                                                         \
     do {                                                                                           \
-        CHECK(cond, __VA_ARGS__);                                                                  \
-        if (!(cond)) exit(1);                                                                      \
+        int req_ok_ = !!(cond);                                                                    \
+        CHECK(req_ok_, __VA_ARGS__);                                                               \
+        if (!req_ok_) exit(1);                                                                     \
     } while (0)
 
 /* The shared test data must be there: say what is missing and fail. */

@@ -42,6 +42,39 @@ int lsa_h5_read_i64(struct lsa_h5 *f, const char *dset, int64_t **data, size_t *
 int lsa_h5_attr_str(struct lsa_h5 *f, const char *obj, const char *attr, char **value); /* malloc'd */
 int lsa_h5_attr_i64(struct lsa_h5 *f, const char *obj, const char *attr, int64_t **data, size_t *n);
 
+/* ------------------------------------------------------------------ writing */
+
+/*
+ * A file being written. Datasets grow along one axis (the token axis), chunked and optionally
+ * compressed (deflate + shuffle). Element types on disk: LSA_H5_F16 (IEEE half), LSA_H5_F32, LSA_H5_I32,
+ * LSA_H5_I64, LSA_H5_STR (variable-length UTF-8, rank 1). In memory, float datasets take float32 (F16 is
+ * rounded to nearest even here), I32 takes int32_t, I64 int64_t, STR const char *.
+ */
+enum lsa_h5_type { LSA_H5_F16 = 1, LSA_H5_F32, LSA_H5_I32, LSA_H5_I64, LSA_H5_STR };
+
+struct lsa_h5w;
+struct lsa_h5w_dset;
+
+/* Create (truncate) path. NULL on failure. */
+struct lsa_h5w *lsa_h5w_create(const char *path);
+/* Flush and close; returns the first error met while writing or closing. NULL ok. */
+int lsa_h5w_close(struct lsa_h5w *w);
+
+int lsa_h5w_attr_str(struct lsa_h5w *w, const char *obj, const char *name, const char *value);
+int lsa_h5w_attr_strs(struct lsa_h5w *w, const char *obj, const char *name, const char *const *values, size_t n);
+int lsa_h5w_attr_i64(struct lsa_h5w *w, const char *obj, const char *name, const int64_t *values, size_t n); /* 1-D */
+int lsa_h5w_attr_int(struct lsa_h5w *w, const char *obj, const char *name, int64_t value);                   /* scalar */
+int lsa_h5w_attr_f64(struct lsa_h5w *w, const char *obj, const char *name, double value);
+
+/*
+ * A dataset of the given rank whose axis grow_axis starts at 0 and grows as data is written; the other
+ * dims are fixed. chunk gives the chunk shape; level 0..9 deflate (0 = none). Owned by w (closed with it).
+ */
+struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_h5_type type, int rank,
+                                  const int64_t dims[], int grow_axis, const int64_t chunk[], int level);
+/* Write a hyperslab [start, start + count), extending the grow axis as needed. */
+int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const void *data);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,9 @@
 
 int lsa_cli_info(int argc, char **argv);
 int lsa_cli_run(int argc, char **argv);
+int lsa_cli_capture(int argc, char **argv);
+/* Read a whole file (or standard input for "-"); malloc'd, NUL-terminated. NULL with an lsa error. */
+char *lsa_cli_slurp(const char *path, size_t *len);
 
 /* "lsa: error: <message>" on stderr; returns LSA_EXIT_INPUT. */
 int lsa_cli_fail(void);

@@ -11,7 +11,8 @@ static const char usage[] =
     "usage: lsa <command> [options]\n"
     "\n"
     "commands:\n"
-    "  info MODEL            architecture, dimensions, parameters, dtype and tokenizer of a checkpoint\n"
+    "  info MODEL|FILE.h5    a checkpoint (architecture, dims, parameters, dtype, tokenizer) or a capture\n"
+    "  capture --model M     stream every layer's activations over a corpus into an HDF5 file\n"
     "  run MODEL [options]   tokenize text, run the forward (with a layer plan), print per-token NLL\n"
     "\n"
     "MODEL is a Hugging Face model folder or a model id found in the local Hugging Face cache.\n"
@@ -46,5 +47,6 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "info")) return lsa_cli_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run")) return lsa_cli_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "capture")) return lsa_cli_capture(argc - 1, argv + 1);
     return lsa_cli_usage("unknown command '%s' (see lsa --help)", argv[1]);
 }

@@ -25,7 +25,7 @@ static const char help[] =
     "  --drop-mlp LIST     skip the MLP sub-block of these layers\n"
     "  --quiet             print only the summary line\n";
 
-static char *slurp(const char *path, size_t *len)
+char *lsa_cli_slurp(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
@@ -101,7 +101,7 @@ int lsa_cli_run(int argc, char **argv)
         goto out;
     }
     if (file) {
-        if (!(text = slurp(file, &len))) goto out;
+        if (!(text = lsa_cli_slurp(file, &len))) goto out;
     } else {
         len = strlen(prompt);
     }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages lsa builds and tests with (as root, or through sudo). Does nothing when
+# they are all present already.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libhdf5-dev hdf5-tools libcairo2-dev libopenblas-dev zlib1g-dev
+      libcjson-dev libpcre2-dev python3-h5py python3-numpy)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
