@@ -7,6 +7,7 @@
 #include "lsa/h5.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,7 +149,10 @@ static int write_root_attrs(struct lsa_capture *c)
     v = LSA_CAPTURE_VERSION;
     if (!rc) rc = lsa_h5w_attr_int(w, "/", "format_version", v);
     if (!rc) rc = lsa_h5w_attr_str(w, "/", "lsa_version", LSA_VERSION);
-    if (!rc) rc = lsa_h5w_attr_str(w, "/", "model_path", lsa_model_path(c->m));
+    /* absolute, so that a report run from another folder finds the model again */
+    char *abs = realpath(lsa_model_path(c->m), NULL);
+    if (!rc) rc = lsa_h5w_attr_str(w, "/", "model_path", abs ? abs : lsa_model_path(c->m));
+    free(abs);
     if (!rc) rc = lsa_h5w_attr_str(w, "/", "model_type", a->model_type);
     int64_t dims[] = {a->n_layer, a->d_model, a->n_vocab, a->n_head, c->ctx, c->bos};
     const char *dn[] = {"n_layers", "d_model", "n_vocab", "n_heads", "ctx", "bos"};

@@ -460,7 +460,17 @@ struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_
     }
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    d->id = H5Dcreate2(w->fid, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
+    /* Keep every chunk of the current token range in cache: a window's write usually fills a chunk only
+     * partly, and an evicted partial chunk would be recompressed and reread at each window. */
+    size_t chunk_bytes = type == LSA_H5_F16 ? 2 : type == LSA_H5_I64 || type == LSA_H5_STR ? 8 : 4, across = 1;
+    for (int i = 0; i < rank; i++) {
+        chunk_bytes *= ch[i];
+        if (i != grow_axis) across *= (max[i] + ch[i] - 1) / ch[i];
+    }
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    H5Pset_chunk_cache(dapl, 10007, 2 * across * chunk_bytes + (1 << 20), 1.0);
+    d->id = H5Dcreate2(w->fid, name, ftype, space, lcpl, dcpl, dapl);
+    H5Pclose(dapl);
     H5Pclose(lcpl);
     H5Pclose(dcpl);
     H5Sclose(space);

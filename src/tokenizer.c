@@ -709,7 +709,8 @@ static int load_pre(struct lsa_tokenizer *t, const cJSON *n, int depth)
 
 static int push_ids(int32_t **arr, size_t *n, const int32_t *ids, size_t k, bool front)
 {
-    int32_t *p = realloc(*arr, (*n + k + 1) * sizeof *p);
+    if (k == 0) return 0;
+    int32_t *p = realloc(*arr, (*n + k) * sizeof *p);
     if (!p) return lsa_err(LSA_ENOMEM, "tokenizer: out of memory");
     if (front) {
         memmove(p + k, p, *n * sizeof *p);

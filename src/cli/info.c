@@ -2,7 +2,11 @@
  * info.c — `lsa info MODEL`: what a checkpoint is, without running it.
  */
 #include "cli/cli.h"
+#include "lsa/capture.h"
+#include "lsa/h5.h"
 #include "lsa/model.h"
+
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -23,13 +27,60 @@ static const char *act_name(enum lsa_act_kind k)
     return "?";
 }
 
+/* Summary of a capture file written by lsa capture. */
+static int info_capture(const char *path)
+{
+    struct lsa_h5 *f = lsa_h5_open(path);
+    if (!f) return lsa_cli_fail();
+    char *fmt = NULL, *model = NULL, *type = NULL, *dtype = NULL, *created = NULL, *cmd = NULL;
+    int64_t *ver = NULL, *order = NULL;
+    size_t n, n_order = 0;
+    int status = LSA_EXIT_INPUT;
+    if (lsa_h5_attr_str(f, "/", "format", &fmt) || strcmp(fmt, LSA_CAPTURE_FORMAT) != 0) {
+        lsa_err(LSA_EFORMAT, "%s: not an lsa capture (no format=\"%s\" attribute)", path, LSA_CAPTURE_FORMAT);
+        goto out;
+    }
+    if (lsa_h5_attr_i64(f, "/", "format_version", &ver, &n) || lsa_h5_attr_str(f, "/", "model_path", &model) ||
+        lsa_h5_attr_str(f, "/", "model_type", &type) || lsa_h5_attr_str(f, "/", "dtype", &dtype) ||
+        lsa_h5_attr_str(f, "/", "created", &created) || lsa_h5_attr_str(f, "/", "command", &cmd) ||
+        lsa_h5_attr_i64(f, "/", "layer_order", &order, &n_order))
+        goto out;
+    int rank;
+    int64_t resid[LSA_H5_MAX_RANK], offs[LSA_H5_MAX_RANK];
+    if (lsa_h5_shape(f, "/resid", &rank, resid) || rank != 3 || lsa_h5_shape(f, "/seq_offsets", &rank, offs))
+        goto out;
+    printf("capture       %s (format %s v%lld)\n", path, fmt, (long long)ver[0]);
+    printf("model         %s (%s)\n", model, type);
+    printf("tokens        %lld in %lld sequences\n", (long long)resid[1], (long long)offs[0] - 1);
+    printf("resid         %lld points x %lld tokens x %lld features, %s\n", (long long)resid[0], (long long)resid[1],
+           (long long)resid[2], dtype);
+    printf("layer order   ");
+    for (size_t i = 0; i < n_order; i++) printf("%s%lld", i ? "," : "", (long long)order[i]);
+    printf("\n");
+    static const char *opt[] = {"/resid_mid", "/attn_out", "/mlp_out", "/logits"};
+    printf("also          resid_final, nll");
+    for (int i = 0; i < 4; i++)
+        if (lsa_h5_exists(f, opt[i])) printf(", %s", opt[i] + 1);
+    printf("\ncreated       %s\ncommand       %s\n", created, cmd);
+    status = LSA_EXIT_OK;
+out:
+    if (status) lsa_cli_fail();
+    free(fmt), free(model), free(type), free(dtype), free(created), free(cmd), free(ver), free(order);
+    lsa_h5_close(f);
+    return status;
+}
+
 int lsa_cli_info(int argc, char **argv)
 {
     if (argc != 2 || !strcmp(argv[1], "--help")) {
-        printf("usage: lsa info MODEL\n\nPrints the architecture, dimensions, parameter count, weight dtype and "
-               "tokenizer of MODEL (a Hugging Face folder or a cached model id).\n");
+        printf("usage: lsa info MODEL | FILE.h5\n\nPrints the architecture, dimensions, parameter count, weight "
+               "dtype and tokenizer of MODEL (a Hugging Face folder or a cached model id), or a summary of a capture "
+               "file.\n");
         return argc == 2 ? LSA_EXIT_OK : LSA_EXIT_USAGE;
     }
+    size_t len = strlen(argv[1]);
+    if (len > 3 && (!strcmp(argv[1] + len - 3, ".h5") || !strcmp(argv[1] + len - 5, ".hdf5")))
+        return info_capture(argv[1]);
     struct lsa_model *m = lsa_model_load(argv[1]);
     if (!m) return lsa_cli_fail();
     const struct lsa_arch *a = lsa_model_arch(m);
