@@ -1,9 +1,10 @@
 /*
  * tokenizer_impl.h — internals shared by src/tokenizer*.c (not a public header).
  *
- * tokenizer.c loads tokenizer.json into struct lsa_tokenizer and answers the accessors;
- * tokenizer_encode.c runs the encode pipeline (added tokens, normalizers, pre-tokenizers, BPE,
- * post-processor); tokenizer_decode.c runs the decoder chain. UTF-8 helpers live in tokenizer_encode.c.
+ * tokenizer.c owns struct lsa_tokenizer (load, free, accessors) and the shared containers;
+ * tokenizer_json.c reads the sections of tokenizer.json into it; tokenizer_encode.c runs the encode
+ * pipeline (added tokens, normalizers, pre-tokenizers, BPE, post-processor) and holds the UTF-8
+ * helpers; tokenizer_decode.c runs the decoder chain.
  */
 #ifndef LSA_TOKENIZER_IMPL_H
 #define LSA_TOKENIZER_IMPL_H
@@ -57,6 +58,11 @@ struct tk_strmap {
     int32_t *val;
     size_t n, cap;
 };
+
+/* Sized once for n_expected keys (the map never grows); put overwrites an existing key. */
+int tk_strmap_init(struct tk_strmap *m, size_t n_expected);
+void tk_strmap_put(struct tk_strmap *m, const char *pool, size_t off, size_t n, int32_t val);
+void tk_strmap_free(struct tk_strmap *m);
 
 /* ---- (id, id) -> (rank, new id) merge map ---- */
 
@@ -158,6 +164,14 @@ struct lsa_tokenizer {
     int16_t bl_dec[512];
 };
 
+struct cJSON;
+/* Read model, added_tokens, normalizer, pre_tokenizer, post_processor and decoder of a parsed
+ * tokenizer.json (tokenizer_json.c). */
+int tk_json_load(struct lsa_tokenizer *t, const struct cJSON *root);
+
+/* Merge map sized for n_expected pairs; a repeated pair takes the later rank. */
+int tk_merge_init(struct lsa_tokenizer *t, size_t n_expected);
+void tk_merge_put(struct lsa_tokenizer *t, int32_t a, int32_t b, uint32_t rank, int32_t new_id);
 /* Vocabulary lookup (model vocab only); -1 if absent. */
 int32_t tk_vocab_get(const struct lsa_tokenizer *t, const char *s, size_t n);
 /* Merge rule for the pair (a, b), or NULL. */

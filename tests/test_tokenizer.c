@@ -246,6 +246,34 @@ static void check_sp_variant(const char *what, const struct lsa_tokenizer *tok, 
     lsa_h5_close(f);
 }
 
+/* Byte-level files of the Llama-3 / Qwen2 shape: the regex as a Split pre-tokenizer followed by ByteLevel
+ * without its own regex. With GPT-2's regex that must be GPT-2. Also Digits. */
+static void test_gpt2_variants(const struct lsa_tokenizer *gpt2)
+{
+    cJSON *j = read_json(t_shared("fixtures/tiny-gpt2/tokenizer.json"));
+    replace_item(j, "pre_tokenizer",
+                 "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+                 "\"'s|'t|'re|'ve|'m|'ll|'d| ?\\\\p{L}+| ?\\\\p{N}+| ?[^\\\\s\\\\p{L}\\\\p{N}]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+                 "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                 "\"trim_offsets\":true,\"use_regex\":false}]}");
+    struct lsa_tokenizer *split = load_ok(write_json("gpt2_split.json", j));
+    printf("  GPT-2 with Sequence[Split(GPT-2 regex, Isolated), ByteLevel(use_regex=false)]:\n");
+    check_h5(split, "fixtures/tokenizer-gpt2.h5", "/", "ids", FIX_GPT2);
+
+    replace_item(j, "pre_tokenizer",
+                 "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},"
+                 "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}]}");
+    struct lsa_tokenizer *digits = load_ok(write_json("gpt2_digits.json", j));
+    int32_t a[64], b[64];
+    size_t na = enc(digits, "x 2024!", a, 64), nb = 0;
+    static const char *parts[] = {"x ", "2", "0", "2", "4", "!"};
+    for (size_t i = 0; i < 6; i++) nb += enc(gpt2, parts[i], b + nb, 64 - nb);
+    CHECK(ids_eq(a, na, b, nb), "Digits(individual) + ByteLevel on \"x 2024!\": %zu ids, pieces give %zu", na, nb);
+    lsa_tokenizer_free(split);
+    lsa_tokenizer_free(digits);
+    cJSON_Delete(j);
+}
+
 static void test_variants(const struct lsa_tokenizer *sp)
 {
     const char *src = t_shared("fixtures/tiny-llama/tokenizer.json");
@@ -365,6 +393,7 @@ static void test_variants(const struct lsa_tokenizer *sp)
     CHECK(!bad && strstr(lsa_errmsg(), "tokenizer_config.json"), "a broken tokenizer_config.json should be named: %s",
           lsa_errmsg());
     lsa_tokenizer_free(bad);
+    unlink(tmp_path("tokenizer_config.json")); /* the variants after this one have no config beside them */
     cJSON_Delete(j);
 
     lsa_tokenizer_free(ms);
@@ -690,7 +719,7 @@ static void cleanup_tmp(void)
                                   "metaspace_never.json", "nofallback_fused.json", "nofallback.json", "tokenizer.json",
                                   "tokenizer_config.json", "bad.json", "empty.json", "unigram.json", "whitespace.json",
                                   "nfkc.json", "wordpiece.json", "dropout.json", "badmerge.json", "badmerge2.json",
-                                  "badid.json"};
+                                  "badid.json", "gpt2_split.json", "gpt2_digits.json"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
     rmdir(tmpdir);
 }
@@ -728,6 +757,7 @@ int main(void)
         struct lsa_tokenizer *o = lsa_tokenizer_load(t_shared(path));
         CHECK(o, "load %s: %s", path, lsa_errmsg());
         if (o) check_h5(o, golden, "texts", "input_ids", FIX_SP);
+        if (o) check_h5(o, golden, "tokenizer", "ids", FIX_SP);
         lsa_tokenizer_free(o);
     }
     printf("BPE merge order:\n");
@@ -736,6 +766,7 @@ int main(void)
     test_added(sp, gpt2);
     printf("tokenizer.json variants:\n");
     test_variants(sp);
+    test_gpt2_variants(gpt2);
     printf("bad files:\n");
     test_bad_files();
     printf("bad text:\n");
