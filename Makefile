@@ -24,10 +24,9 @@ build-asan: deps
 
 demo: build
 	$(BUILD)/lsa info $(MODEL)
-	head -n 1 $(TEXT) > $(BUILD)/demo-story.txt
-	$(BUILD)/lsa run $(MODEL) --text $(BUILD)/demo-story.txt --quiet
-	$(BUILD)/lsa run $(MODEL) --text $(BUILD)/demo-story.txt --quiet --skip 5
-	$(BUILD)/lsa run $(MODEL) --text $(BUILD)/demo-story.txt --quiet --swap 5:6
+	head -n 100 $(TEXT) > $(BUILD)/demo-stories.txt
+	$(BUILD)/lsa capture --model $(MODEL) --lines $(BUILD)/demo-stories.txt --out output/demo.h5
+	$(BUILD)/lsa info output/demo.h5
 
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -33,7 +33,7 @@ struct lsa_fwd {
     float *qkv;     /* (T, q_dim + 2 kv_dim) */
     float *ctx;     /* (T, q_dim) attention heads concatenated */
     float *ff;      /* (T, 2 d_ff) [gate | up] */
-    float *scores;  /* (T, T) */
+    float *scores;  /* (LSA_ATTN_BLOCK, T) */
     float *logits;  /* (LOGIT_BLOCK, n_vocab) */
     float *rope_cos, *rope_sin; /* (T, rope_dims / 2) */
 };
@@ -76,7 +76,7 @@ struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tok)
     f->qkv = alloc_f(T * (q_dim + 2 * kv_dim), &fail);
     f->ctx = alloc_f(T * q_dim, &fail);
     f->ff = alloc_f(T * 2 * (size_t)a->d_ff, &fail);
-    f->scores = alloc_f(T * T, &fail);
+    f->scores = alloc_f((size_t)LSA_ATTN_BLOCK * T, &fail);
     f->logits = alloc_f((size_t)LOGIT_BLOCK * a->n_vocab, &fail);
     if (a->pos == LSA_POS_ROPE) {
         size_t half = (size_t)a->rope_dims / 2;

@@ -51,12 +51,10 @@ void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const fl
 static inline float act1(enum lsa_act_kind act, float x)
 {
     switch (act) {
+    /* float math as torch computes these in float32; erff/tanhf are within an ulp or two */
     case LSA_ACT_SILU: return x / (1.0f + expf(-x));
-    case LSA_ACT_GELU: return (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0))));
-    case LSA_ACT_GELU_TANH: {
-        double xd = x;
-        return (float)(0.5 * xd * (1.0 + tanh(sqrt(2.0 / M_PI) * (xd + 0.044715 * xd * xd * xd))));
-    }
+    case LSA_ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+    case LSA_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
     case LSA_ACT_RELU: return x > 0 ? x : 0;
     }
     return x;
@@ -100,27 +98,36 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
                        int window, float *scores)
 {
     int group = n_head / n_head_kv;
-    for (int h = 0; h < n_head; h++) {
-        int kh = h / group;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, n_tok, d_head, scale, q + (size_t)h * q_hs, ldq,
-                    k + (size_t)kh * kv_hs, ldkv, 0.0f, scores, n_tok);
-        for (int i = 0; i < n_tok; i++) {
-            float *r = scores + (size_t)i * n_tok;
-            int lo = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
-            float mx = -INFINITY;
-            for (int j = lo; j <= i; j++) mx = r[j] > mx ? r[j] : mx;
-            double sum = 0;
-            for (int j = lo; j <= i; j++) {
-                r[j] = expf(r[j] - mx);
-                sum += r[j];
+    /* Query rows in blocks: a block only needs the keys up to its last row (causal), which halves the work
+     * and bounds the scratch to (LSA_ATTN_BLOCK, T). */
+    for (int i0 = 0; i0 < n_tok; i0 += LSA_ATTN_BLOCK) {
+        int nb = n_tok - i0 < LSA_ATTN_BLOCK ? n_tok - i0 : LSA_ATTN_BLOCK, i1 = i0 + nb;
+        int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0, nk = i1 - k0;
+        for (int h = 0; h < n_head; h++) {
+            int kh = h / group;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, d_head, scale,
+                        q + (size_t)i0 * ldq + (size_t)h * q_hs, ldq, k + (size_t)k0 * ldkv + (size_t)kh * kv_hs,
+                        ldkv, 0.0f, scores, nk);
+            for (int r = 0; r < nb; r++) {
+                int i = i0 + r;
+                float *row = scores + (size_t)r * nk;
+                int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0, hi = i - k0; /* keys lo..hi */
+                float mx = -INFINITY;
+                for (int j = lo; j <= hi; j++) mx = row[j] > mx ? row[j] : mx;
+                double sum = 0;
+                for (int j = lo; j <= hi; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int j = 0; j < lo; j++) row[j] = 0;
+                for (int j = lo; j <= hi; j++) row[j] *= inv;
+                for (int j = hi + 1; j < nk; j++) row[j] = 0;
             }
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j < lo; j++) r[j] = 0;
-            for (int j = lo; j <= i; j++) r[j] *= inv;
-            for (int j = i + 1; j < n_tok; j++) r[j] = 0;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, d_head, nk, 1.0f, scores, nk,
+                        v + (size_t)k0 * ldkv + (size_t)kh * kv_hs, ldkv, 0.0f,
+                        out + (size_t)i0 * ld_out + (size_t)h * d_head, ld_out);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tok, d_head, n_tok, 1.0f, scores, n_tok,
-                    v + (size_t)kh * kv_hs, ldkv, 0.0f, out + (size_t)h * d_head, ld_out);
     }
 }
 

@@ -22,10 +22,13 @@ void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, 
  */
 void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int rope_dims, const float *cos_t,
                   const float *sin_t);
+/* Query rows per attention block; the scores scratch is (LSA_ATTN_BLOCK, T). */
+#define LSA_ATTN_BLOCK 128
+
 /*
  * Causal multi-head attention. Head h reads q + h*q_hs, kv head h / (n_head / n_head_kv) from k and v
  * at + kh*kv_hs; out head h to out + h*d_head (ld_out). window > 0 limits each query to its last window
- * keys. scores: (T, T) scratch.
+ * keys. scores: (LSA_ATTN_BLOCK, T) scratch.
  */
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
                        float *out, int ld_out, int n_tok, int n_head, int n_head_kv, int d_head, float scale,

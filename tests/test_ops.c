@@ -1,0 +1,102 @@
+/*
+ * test_ops — the attention kernel against a naive reference written here (causal softmax(q·kᵀ·scale)·v per
+ * head, double precision), for lengths that span several query blocks, with GQA, with a fused per-head
+ * layout (head strides), and with a sliding window; and RoPE against its closed form on one pair.
+ */
+#include "ops.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <string.h>
+
+static float frand(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return ((float)((*s >> 8) & 0xffff) / 65535.0f - 0.5f) * 2.0f;
+}
+
+static void naive(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs, float *out,
+                  int T, int H, int Hkv, int dh, float scale, int window)
+{
+    double *p = malloc(sizeof(double) * T);
+    for (int h = 0; h < H; h++) {
+        int kh = h / (H / Hkv);
+        for (int i = 0; i < T; i++) {
+            int lo = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
+            double mx = -INFINITY, sum = 0;
+            for (int j = lo; j <= i; j++) {
+                double s = 0;
+                for (int c = 0; c < dh; c++) s += (double)q[(size_t)i * ldq + h * q_hs + c] * k[(size_t)j * ldkv + kh * kv_hs + c];
+                p[j] = s * scale;
+                mx = fmax(mx, p[j]);
+            }
+            for (int j = lo; j <= i; j++) sum += p[j] = exp(p[j] - mx);
+            for (int c = 0; c < dh; c++) {
+                double o = 0;
+                for (int j = lo; j <= i; j++) o += p[j] / sum * v[(size_t)j * ldkv + kh * kv_hs + c];
+                out[(size_t)i * H * dh + h * dh + c] = (float)o;
+            }
+        }
+    }
+    free(p);
+}
+
+static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
+{
+    unsigned seed = (unsigned)(T * 31 + H * 7 + window);
+    int q_dim = H * dh, kv_dim = Hkv * dh, ld = q_dim + 2 * kv_dim;
+    float *qkv = malloc(sizeof(float) * (size_t)T * ld);
+    for (size_t i = 0; i < (size_t)T * ld; i++) qkv[i] = frand(&seed);
+    const float *q = qkv, *k = qkv + q_dim, *v = qkv + q_dim + kv_dim;
+    int q_hs = dh, kv_hs = dh;
+    if (per_head) { /* [q_h | k_h | v_h] per head, as gpt_neox */
+        k = qkv + dh;
+        v = qkv + 2 * dh;
+        q_hs = kv_hs = 3 * dh;
+    }
+    float *got = calloc((size_t)T * q_dim, sizeof(float)), *want = calloc((size_t)T * q_dim, sizeof(float));
+    float *scores = malloc(sizeof(float) * LSA_ATTN_BLOCK * T);
+    float scale = 1.0f / sqrtf((float)dh);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, got, q_dim, T, H, Hkv, dh, scale, window, scores);
+    naive(q, ld, q_hs, k, v, ld, kv_hs, want, T, H, Hkv, dh, scale, window);
+    double err = 0;
+    for (size_t i = 0; i < (size_t)T * q_dim; i++) err = fmax(err, fabs((double)got[i] - want[i]));
+    CHECK(err < 1e-5, "attention T=%d H=%d/%d dh=%d window=%d per_head=%d: max abs err %.3g", T, H, Hkv, dh, window,
+          per_head, err);
+    printf("  attention T=%d heads %d/%d d_head %d window %d%s: max abs err %.2e\n", T, H, Hkv, dh, window,
+           per_head ? " per-head layout" : "", err);
+    free(qkv), free(got), free(want), free(scores);
+}
+
+int main(void)
+{
+    case_(1, 2, 1, 8, 0, false);
+    case_(LSA_ATTN_BLOCK, 4, 2, 16, 0, false);
+    case_(2 * LSA_ATTN_BLOCK + 37, 4, 2, 16, 0, false);
+    case_(2 * LSA_ATTN_BLOCK + 37, 4, 1, 8, 50, false);
+    case_(LSA_ATTN_BLOCK + 5, 4, 4, 8, LSA_ATTN_BLOCK + 3, false);
+    case_(LSA_ATTN_BLOCK + 70, 3, 3, 8, 0, true);
+
+    /* RoPE on one head: pair (x_i, x_{i+half}) rotated by angle t * theta^(-2i/dims) */
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, c[4 * 2], s[4 * 2];
+    int T = 2, dims = 8, half = 4;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double ang = t * pow(10000.0, -2.0 * i / dims);
+            c[t * half + i] = (float)cos(ang);
+            s[t * half + i] = (float)sin(ang);
+        }
+    float y[16];
+    memcpy(y, x, sizeof x);
+    memcpy(y + 8, x, sizeof x);
+    lsa_ops_rope(y, 8, 8, 1, T, dims, c, s);
+    CHECK(memcmp(y, x, sizeof x) == 0, "position 0 is not rotated");
+    double e = 0;
+    for (int i = 0; i < half; i++) {
+        double ang = pow(10000.0, -2.0 * i / dims);
+        e = fmax(e, fabs(y[8 + i] - (x[i] * cos(ang) - x[i + half] * sin(ang))));
+        e = fmax(e, fabs(y[8 + i + half] - (x[i + half] * cos(ang) + x[i] * sin(ang))));
+    }
+    CHECK(e < 1e-6, "rope closed form: err %.3g", e);
+    return t_finish("test_ops");
+}
