@@ -210,7 +210,7 @@ static void row_stats(const float *r, int V, int target, float *nll, int top_k, 
         float mx = -INFINITY;
         for (int j = 0; j < V; j++) mx = r[j] > mx ? r[j] : mx;
         double s = 0;
-        for (int j = 0; j < V; j++) s += exp((double)r[j] - mx);
+        for (int j = 0; j < V; j++) s += expf(r[j] - mx); /* terms in float, the sum in double */
         *nll = (float)(log(s) + mx - r[target]);
     }
     for (int k = 0; k < top_k; k++) top[k] = -1;
@@ -247,19 +247,28 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
             return lsa_err(LSA_EINVAL, "forward: token %d at position %d is outside the vocabulary (%d)", tokens[t], t,
                            a->n_vocab);
 
-    /* embeddings */
-    float scale = a->embed_scale ? (float)sqrt((double)d) : 1.0f;
-    for (int t = 0; t < T; t++) {
-        const float *e = m->tok_embd + (size_t)tokens[t] * d;
-        float *x = f->x + (size_t)t * d;
-        for (int i = 0; i < d; i++) x[i] = e[i] * scale;
-        if (m->pos_embd)
-            for (int i = 0; i < d; i++) x[i] += m->pos_embd[(size_t)t * d + i];
+    int n_pos = plan ? plan->n : a->n_layer, p = 0;
+    if (req->x_start) {
+        if (req->start_pos < 0 || req->start_pos > n_pos)
+            return lsa_err(LSA_EINVAL, "forward: start position %d outside the plan (0..%d)", req->start_pos, n_pos);
+        if (req->start_pos > 0 && plan && plan->group[req->start_pos] &&
+            plan->group[req->start_pos] == plan->group[req->start_pos - 1])
+            return lsa_err(LSA_EINVAL, "forward: start position %d is inside a parallel group", req->start_pos);
+        memcpy(f->x, req->x_start, n * sizeof(float));
+        p = req->start_pos;
+    } else {
+        float scale = a->embed_scale ? (float)sqrt((double)d) : 1.0f;
+        for (int t = 0; t < T; t++) {
+            const float *e = m->tok_embd + (size_t)tokens[t] * d;
+            float *x = f->x + (size_t)t * d;
+            for (int i = 0; i < d; i++) x[i] = e[i] * scale;
+            if (m->pos_embd)
+                for (int i = 0; i < d; i++) x[i] += m->pos_embd[(size_t)t * d + i];
+        }
+        if ((rc = report(req, LSA_PT_EMBED, -1, f->x, T, d))) return rc;
     }
-    if ((rc = report(req, LSA_PT_EMBED, -1, f->x, T, d))) return rc;
 
-    int n_pos = plan ? plan->n : a->n_layer;
-    for (int p = 0; p < n_pos;) {
+    while (p < n_pos) {
         int g = plan ? plan->group[p] : 0, end = p + 1;
         while (g && end < n_pos && plan->group[end] == g) end++;
         if (end - p == 1) {
@@ -294,5 +303,14 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
                       req->top_ids ? req->top_k : 0, req->top_ids ? req->top_ids + (size_t)t * req->top_k : NULL);
         }
     }
+    return 0;
+}
+
+int lsa_fwd_unembed(struct lsa_fwd *f, const float *x, int T, float *logits)
+{
+    const struct lsa_arch *a = &f->m->arch;
+    if (T <= 0 || T > f->max_tok) return lsa_err(LSA_EINVAL, "unembed: %d tokens (window holds 1..%d)", T, f->max_tok);
+    lsa_ops_norm(a, &f->m->final_norm, x, f->h, T);
+    lsa_ops_logits(f->m->head, a->n_vocab, a->d_model, f->h, T, logits);
     return 0;
 }

@@ -168,6 +168,31 @@ int main(void)
     rec_free(&ra);
     rec_free(&rb);
 
+    /* prefix reuse: skipping layer 2 = intact resid_post[1] run through positions 2.. of the skip plan */
+    {
+        struct lsa_plan *sk = lsa_plan_parse(L, NULL, "2", NULL, NULL, NULL);
+        struct rec full = {0}, part = {0};
+        run(f, ids, T, sk, &full);
+        struct lsa_fwd_request rq = {.plan = sk, .points = ~0u, .hook = hook, .hook_ctx = &part,
+                                     .x_start = base.post[1], .start_pos = 2};
+        REQUIRE(lsa_fwd_run(f, ids, T, &rq) == 0, "%s", lsa_errmsg());
+        CHECK(part.embed == NULL && part.post[1] == NULL, "a resumed run reports no prefix points");
+        CHECK(maxdiff(part.post[L - 2], full.post[L - 2], n) == 0, "resumed run differs from the full skip run");
+        /* logit lens at the last point = the model's own logits */
+        int V = lsa_model_arch(m)->n_vocab;
+        float *lg = malloc(sizeof(float) * (size_t)T * V), *lg2 = malloc(sizeof(float) * (size_t)T * V);
+        struct lsa_fwd_request rl = {.logits = lg};
+        REQUIRE(lsa_fwd_run(f, ids, T, &rl) == 0, "%s", lsa_errmsg());
+        REQUIRE(lsa_fwd_unembed(f, base.post[L - 1], T, lg2) == 0, "%s", lsa_errmsg());
+        CHECK(maxdiff(lg, lg2, (size_t)T * V) == 0, "unembed(last residual) != the forward's logits");
+        rq.start_pos = 99;
+        CHECK(lsa_fwd_run(f, ids, T, &rq) == LSA_EINVAL, "start position outside the plan accepted");
+        free(lg), free(lg2);
+        rec_free(&full);
+        rec_free(&part);
+        lsa_plan_free(sk);
+    }
+
     /* a bad plan is an error, not a crash */
     p = lsa_plan_new(2);
     p->layer[1] = 99;

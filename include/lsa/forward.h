@@ -75,6 +75,11 @@ struct lsa_fwd_request {
     int top_k;         /* 0..64 */
     int32_t *top_ids;  /* (n_tok, top_k) or NULL, highest logit first */
     float *logits;     /* (n_tok, n_vocab) or NULL */
+    /* Resume from a known residual: when x_start is set, the embedding is skipped and plan positions
+     * start_pos.. run on x_start (n_tok, d_model), e.g. the intact model's resid_post at start_pos - 1.
+     * Sweeps over plans that share a prefix reuse it this way. */
+    const float *x_start;
+    int start_pos;
 };
 
 struct lsa_fwd;
@@ -83,6 +88,12 @@ struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tokens);
 void lsa_fwd_free(struct lsa_fwd *f);
 /* Run tokens[0..n_tok) (positions 0..n_tok-1). n_tok <= max_tokens. */
 int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int n_tok, const struct lsa_fwd_request *req);
+
+/*
+ * Logit lens: logits (n_tok, n_vocab) = head · FinalNorm(x) for any residual x (n_tok, d_model), the final
+ * norm's statistics recomputed on x. n_tok <= the state's max_tokens.
+ */
+int lsa_fwd_unembed(struct lsa_fwd *f, const float *x, int n_tok, float *logits);
 
 #ifdef __cplusplus
 }
