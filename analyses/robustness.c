@@ -1,0 +1,393 @@
+/*
+ * robustness.c — layer delete / swap / rearrangement sweeps (definitions in robustness.h).
+ *
+ * Two passes over the windows: the first runs the intact model to rank layers (Block Influence) and find
+ * the most redundant blocks (angular distance) for the removal curves; the second runs, per window, the
+ * intact model once (keeping every residual point and its log-probabilities) and then every variant,
+ * resuming each from the intact residual where its plan departs from the intact one.
+ */
+#include "robustness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct lsa_robust_opts lsa_robust_opts_default(void)
+{
+    return (struct lsa_robust_opts){.max_tokens = 8192, .sublayers = true, .curves = true, .random_seeds = 3,
+                                    .painters = true, .reuse_prefix = true};
+}
+
+struct variant {
+    struct lsa_plan *plan;
+    struct lsa_robust_metrics *out; /* where the means go (may be NULL) */
+    double *out_nll;                /* curves keep only the nll */
+    int prefix;                     /* leading positions equal to the intact plan */
+    double nll, kl, top1;           /* sums */
+};
+
+struct sweep {
+    struct variant *v;
+    int n, cap;
+};
+
+static struct lsa_plan *plan_of(const int *layers, int n)
+{
+    struct lsa_plan *p = lsa_plan_new(n);
+    for (int i = 0; p && i < n; i++) p->layer[i] = layers[i];
+    return p;
+}
+
+static int add(struct sweep *s, struct lsa_plan *p, struct lsa_robust_metrics *out, double *out_nll)
+{
+    if (!p) return LSA_ENOMEM;
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        struct variant *v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            lsa_plan_free(p);
+            return lsa_err(LSA_ENOMEM, "out of memory");
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    struct variant *v = &s->v[s->n++];
+    memset(v, 0, sizeof *v);
+    v->plan = p;
+    v->out = out;
+    v->out_nll = out_nll;
+    while (v->prefix < p->n && p->layer[v->prefix] == v->prefix && !p->drop_attn[v->prefix] &&
+           !p->drop_mlp[v->prefix] && !p->group[v->prefix])
+        v->prefix++;
+    return 0;
+}
+
+/* Layers 0..L-1 without those in drop[0..k). */
+static struct lsa_plan *without(int L, const int *drop, int k)
+{
+    int *keep = malloc(sizeof(int) * (size_t)L), n = 0;
+    if (!keep) return NULL;
+    for (int i = 0; i < L; i++) {
+        bool gone = false;
+        for (int j = 0; j < k; j++) gone |= drop[j] == i;
+        if (!gone) keep[n++] = i;
+    }
+    struct lsa_plan *p = plan_of(keep, n);
+    free(keep);
+    return p;
+}
+
+/* ---------------------------------------------------------------- pass 1: ranking */
+
+struct rank_acc {
+    int P, d;
+    float *pts;     /* (P, T, d) points of the current window */
+    double *bi;     /* (L) sums of cos(x_l, x_l+1) */
+    double *ang;    /* (P, P) sums of angular distance */
+    int64_t n;
+};
+
+static int keep_point(void *ctx, enum lsa_point pt, int pos, const float *x, int T, int d)
+{
+    struct rank_acc *r = ctx;
+    int slot = pt == LSA_PT_EMBED ? 0 : pos + 1;
+    memcpy(r->pts + (size_t)slot * T * d, x, (size_t)T * d * sizeof *x);
+    return 0;
+}
+
+static void rank_window(struct rank_acc *r, int T)
+{
+    int P = r->P, d = r->d;
+    double *nrm = malloc(sizeof(double) * (size_t)P);
+    for (int t = 0; t < T; t++) {
+        for (int a = 0; a < P; a++) {
+            const float *x = r->pts + ((size_t)a * T + t) * d;
+            double s = 0;
+            for (int i = 0; i < d; i++) s += (double)x[i] * x[i];
+            nrm[a] = sqrt(s);
+        }
+        for (int a = 0; a < P; a++)
+            for (int b = a + 1; b < P; b++) {
+                const float *x = r->pts + ((size_t)a * T + t) * d, *y = r->pts + ((size_t)b * T + t) * d;
+                double s = 0;
+                for (int i = 0; i < d; i++) s += (double)x[i] * y[i];
+                double c = nrm[a] > 0 && nrm[b] > 0 ? s / (nrm[a] * nrm[b]) : 0;
+                c = c > 1 ? 1 : c < -1 ? -1 : c;
+                if (b == a + 1) r->bi[a] += c;
+                r->ang[a * P + b] += acos(c) / M_PI;
+            }
+    }
+    r->n += T;
+    free(nrm);
+}
+
+static int cmp_by_key(const void *a, const void *b, void *keys)
+{
+    const double *k = keys;
+    int x = *(const int *)a, y = *(const int *)b;
+    return k[x] < k[y] ? -1 : k[x] > k[y] ? 1 : x - y;
+}
+
+/* ---------------------------------------------------------------- pass 2: variants */
+
+struct window_state {
+    int P, d, V;
+    float *pts;      /* (P, T, d) intact points: embed, resid_post 0..L-1 */
+    float *logp;     /* (T, V) intact log-probabilities */
+    int32_t *top;    /* (T) intact argmax */
+    float *lg;       /* (T, V) a variant's logits */
+};
+
+static void log_softmax_rows(float *x, int T, int V, int32_t *argmax)
+{
+    for (int t = 0; t < T; t++) {
+        float *r = x + (size_t)t * V, mx = -INFINITY;
+        int am = 0;
+        for (int j = 0; j < V; j++)
+            if (r[j] > mx) mx = r[j], am = j;
+        double s = 0;
+        for (int j = 0; j < V; j++) s += expf(r[j] - mx);
+        float lse = mx + (float)log(s);
+        for (int j = 0; j < V; j++) r[j] -= lse;
+        if (argmax) argmax[t] = am;
+    }
+}
+
+/* Score a variant's logits (in w->lg) against the intact ones on tokens 0..T-2. */
+static void score(struct window_state *w, const int32_t *ids, int T, struct variant *v)
+{
+    int V = w->V;
+    for (int t = 0; t + 1 < T; t++) {
+        float *q = w->lg + (size_t)t * V, mx = -INFINITY;
+        const float *p = w->logp + (size_t)t * V;
+        int am = 0;
+        for (int j = 0; j < V; j++)
+            if (q[j] > mx) mx = q[j], am = j;
+        double s = 0;
+        for (int j = 0; j < V; j++) s += expf(q[j] - mx);
+        double lse = mx + log(s), kl = 0;
+        for (int j = 0; j < V; j++) kl += exp((double)p[j]) * ((double)p[j] - ((double)q[j] - lse));
+        v->nll += lse - q[ids[t + 1]];
+        v->kl += kl > 0 ? kl : 0;
+        v->top1 += am == w->top[t];
+    }
+}
+
+int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64_t *offsets, int n_seq,
+                   const struct lsa_robust_opts *o, struct lsa_robust_result *out)
+{
+    const struct lsa_arch *a = lsa_model_arch(m);
+    int L = a->n_layer, d = a->d_model, V = a->n_vocab, P = L + 1, rc = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    memset(out, 0, sizeof *out);
+    out->n_layer = L;
+
+    /* windows to use, cut at max_tokens */
+    int n_win = 0, max_T = 0;
+    int64_t used = 0;
+    for (int s = 0; s < n_seq; s++) {
+        int64_t len = offsets[s + 1] - offsets[s];
+        if (len < 2) continue;
+        if (o->max_tokens && used + len > o->max_tokens) len = o->max_tokens - used;
+        if (len < 2) break;
+        n_win = s + 1;
+        used += len;
+        max_T = len > max_T ? (int)len : max_T;
+    }
+    if (!n_win) return lsa_err(LSA_EINVAL, "robustness: no window has two tokens or more");
+    struct lsa_fwd *f = lsa_fwd_new(m, max_T);
+    struct sweep sw = {0};
+    struct rank_acc r = {.P = P, .d = d};
+    struct window_state w = {.P = P, .d = d, .V = V};
+    struct lsa_plan *intact = lsa_plan_identity(L);
+    out->del = calloc((size_t)L, sizeof *out->del);
+    out->swap = calloc((size_t)(L > 1 ? L - 1 : 1), sizeof *out->swap);
+    out->bi = calloc((size_t)L, sizeof *out->bi);
+    out->bi_order = calloc((size_t)L, sizeof *out->bi_order);
+    out->block_start = calloc((size_t)L, sizeof *out->block_start);
+    r.pts = w.pts = malloc(sizeof(float) * (size_t)P * max_T * d);
+    r.bi = calloc((size_t)L, sizeof *r.bi);
+    r.ang = calloc((size_t)P * P, sizeof *r.ang);
+    w.logp = malloc(sizeof(float) * (size_t)max_T * V);
+    w.lg = malloc(sizeof(float) * (size_t)max_T * V);
+    w.top = malloc(sizeof(int32_t) * (size_t)max_T);
+    if (!f || !intact || !out->del || !out->swap || !out->bi || !out->bi_order || !out->block_start || !r.pts ||
+        !r.bi || !r.ang || !w.logp || !w.lg || !w.top) {
+        rc = lsa_err(LSA_ENOMEM, "robustness: out of memory for windows of %d tokens", max_T);
+        goto out;
+    }
+
+    /* pass 1: Block Influence and angular distances on the intact model */
+    int64_t remaining = used;
+    for (int s = 0; s < n_win && !rc; s++) {
+        int T = (int)(offsets[s + 1] - offsets[s]);
+        if (T > remaining) T = (int)remaining;
+        if (T < 2) continue;
+        remaining -= T;
+        struct lsa_fwd_request req = {.points = LSA_PT_EMBED | LSA_PT_RESID_POST, .hook = keep_point, .hook_ctx = &r};
+        if (!(rc = lsa_fwd_run(f, tokens + offsets[s], T, &req))) rank_window(&r, T);
+    }
+    if (rc) goto out;
+    for (int l = 0; l < L; l++) {
+        out->bi[l] = 1.0 - r.bi[l] / (double)r.n;
+        out->bi_order[l] = l;
+    }
+    qsort_r(out->bi_order, (size_t)L, sizeof(int), cmp_by_key, out->bi);
+    for (int k = 1; k < L; k++) {
+        double best = INFINITY;
+        for (int l = 0; l + k < P; l++) {
+            double dist = r.ang[l * P + l + k] / (double)r.n;
+            if (dist < best) best = dist, out->block_start[k] = l;
+        }
+    }
+
+    /* the variants */
+    for (int i = 0; i < L && !rc; i++) rc = add(&sw, without(L, &i, 1), &out->del[i], NULL);
+    for (int i = 0; i + 1 < L && !rc; i++) {
+        struct lsa_plan *p = lsa_plan_identity(L);
+        if (p) p->layer[i] = i + 1, p->layer[i + 1] = i;
+        rc = add(&sw, p, &out->swap[i], NULL);
+    }
+    if (!rc && o->sublayers) {
+        out->drop_attn = calloc((size_t)L, sizeof *out->drop_attn);
+        out->drop_mlp = calloc((size_t)L, sizeof *out->drop_mlp);
+        if (!out->drop_attn || !out->drop_mlp) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        for (int i = 0; i < L && !rc; i++) {
+            struct lsa_plan *pa = lsa_plan_identity(L), *pm = lsa_plan_identity(L);
+            if (pa) pa->drop_attn[i] = 1;
+            if (pm) pm->drop_mlp[i] = 1;
+            if (!(rc = add(&sw, pa, &out->drop_attn[i], NULL))) rc = add(&sw, pm, &out->drop_mlp[i], NULL);
+            else lsa_plan_free(pm);
+        }
+    }
+    if (!rc && o->swap_all) {
+        if (!(out->swap_all = calloc((size_t)L * L, sizeof *out->swap_all))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        for (int i = 0; i < L && !rc; i++)
+            for (int j = i + 1; j < L && !rc; j++) {
+                struct lsa_plan *p = lsa_plan_identity(L);
+                if (p) p->layer[i] = j, p->layer[j] = i;
+                rc = add(&sw, p, &out->swap_all[i * L + j], NULL);
+            }
+    }
+    int *perm = NULL;
+    if (!rc && o->curves) {
+        out->curve_bi = calloc((size_t)L, sizeof(double));
+        out->curve_block = calloc((size_t)L, sizeof(double));
+        out->curve_random = calloc((size_t)L, sizeof(double));
+        perm = malloc(sizeof(int) * 2 * (size_t)L);
+        if (!out->curve_bi || !out->curve_block || !out->curve_random || !perm) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        for (int k = 1; k < L && !rc; k++) {
+            int *blk = perm + L;
+            for (int j = 0; j < k; j++) blk[j] = out->block_start[k] + j;
+            if (!(rc = add(&sw, without(L, out->bi_order, k), NULL, &out->curve_bi[k])))
+                rc = add(&sw, without(L, blk, k), NULL, &out->curve_block[k]);
+        }
+        unsigned seed = 12345;
+        for (int sd = 0; sd < o->random_seeds && !rc; sd++) {
+            for (int i = 0; i < L; i++) perm[i] = i;
+            for (int i = L - 1; i > 0; i--) { /* Fisher-Yates with a fixed LCG: reproducible */
+                seed = seed * 1103515245u + 12345u;
+                int j = (int)((seed >> 8) % (unsigned)(i + 1)), tmp = perm[i];
+                perm[i] = perm[j], perm[j] = tmp;
+            }
+            for (int k = 1; k < L && !rc; k++) rc = add(&sw, without(L, perm, k), NULL, &out->curve_random[k]);
+        }
+    }
+    if (!rc && o->painters && L >= 4) {
+        int lo = L / 4, hi = 3 * L / 4, mid = (lo + hi) / 2, n_mid = hi - lo;
+        if (!(out->painters = calloc(4, sizeof *out->painters))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        static const char *names[] = {"skip middle", "reverse middle", "repeat middle layer", "parallel middle"};
+        for (int k = 0; k < 4 && !rc; k++) {
+            struct lsa_plan *p;
+            if (k == 0) {
+                int *drop = malloc(sizeof(int) * (size_t)n_mid);
+                for (int j = 0; drop && j < n_mid; j++) drop[j] = lo + j;
+                p = drop ? without(L, drop, n_mid) : NULL;
+                free(drop);
+            } else {
+                p = lsa_plan_identity(L);
+                for (int j = 0; p && j < n_mid; j++) {
+                    if (k == 1) p->layer[lo + j] = hi - 1 - j;
+                    if (k == 2) p->layer[lo + j] = mid;
+                    if (k == 3) p->group[lo + j] = 1;
+                }
+            }
+            struct lsa_robust_named *nm = &out->painters[out->n_painters++];
+            snprintf(nm->name, sizeof nm->name, "%s", names[k]);
+            if (p) lsa_plan_format(p, nm->plan, sizeof nm->plan);
+            rc = add(&sw, p, &nm->m, NULL);
+        }
+    }
+    free(perm);
+    if (rc) goto out;
+
+    /* pass 2 */
+    double base_nll = 0;
+    int64_t n_pred = 0, done = 0, total = (int64_t)n_win * sw.n;
+    remaining = used;
+    for (int s = 0; s < n_win && !rc; s++) {
+        int T = (int)(offsets[s + 1] - offsets[s]);
+        if (T > remaining) T = (int)remaining;
+        if (T < 2) continue;
+        remaining -= T;
+        const int32_t *ids = tokens + offsets[s];
+        struct lsa_fwd_request req = {.points = LSA_PT_EMBED | LSA_PT_RESID_POST, .hook = keep_point, .hook_ctx = &r,
+                                      .logits = w.logp};
+        if ((rc = lsa_fwd_run(f, ids, T, &req))) break;
+        log_softmax_rows(w.logp, T, V, w.top);
+        for (int t = 0; t + 1 < T; t++) base_nll -= w.logp[(size_t)t * V + ids[t + 1]];
+        n_pred += T - 1;
+        for (int k = 0; k < sw.n && !rc; k++) {
+            struct variant *v = &sw.v[k];
+            struct lsa_fwd_request vr = {.plan = v->plan, .logits = w.lg};
+            if (o->reuse_prefix && v->prefix > 0) {
+                vr.x_start = w.pts + (size_t)v->prefix * T * d;
+                vr.start_pos = v->prefix;
+            }
+            if (!(rc = lsa_fwd_run(f, ids, T, &vr))) score(&w, ids, T, v);
+            if (o->progress) o->progress(o->progress_ctx, ++done, total);
+        }
+    }
+    if (rc) goto out;
+    out->n_predicted = n_pred;
+    out->baseline_nll = base_nll / (double)n_pred;
+    for (int k = 0; k < sw.n; k++) {
+        struct variant *v = &sw.v[k];
+        struct lsa_robust_metrics mt = {v->nll / (double)n_pred, v->kl / (double)n_pred, v->top1 / (double)n_pred};
+        if (v->out) *v->out = mt;
+        if (v->out_nll) { /* the random curve averages its seeds */
+            bool random = out->curve_random && v->out_nll >= out->curve_random && v->out_nll < out->curve_random + L;
+            *v->out_nll += mt.nll / (random ? o->random_seeds : 1);
+        }
+    }
+    if (out->curve_bi) /* k = 0 removes nothing */
+        out->curve_bi[0] = out->curve_block[0] = out->curve_random[0] = out->baseline_nll;
+    if (out->swap_all)
+        for (int i = 0; i < L; i++) {
+            out->swap_all[i * L + i] = (struct lsa_robust_metrics){out->baseline_nll, 0, 1};
+            for (int j = 0; j < i; j++) out->swap_all[i * L + j] = out->swap_all[j * L + i];
+        }
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+out:
+    for (int k = 0; k < sw.n; k++) lsa_plan_free(sw.v[k].plan);
+    free(sw.v);
+    free(r.pts), free(r.bi), free(r.ang), free(w.logp), free(w.lg), free(w.top);
+    lsa_plan_free(intact);
+    lsa_fwd_free(f);
+    if (rc) lsa_robust_free(out);
+    return rc;
+}
+
+void lsa_robust_free(struct lsa_robust_result *r)
+{
+    if (!r) return;
+    free(r->del), free(r->swap), free(r->drop_attn), free(r->drop_mlp), free(r->swap_all);
+    free(r->curve_bi), free(r->curve_block), free(r->curve_random);
+    free(r->bi_order), free(r->bi), free(r->block_start), free(r->painters);
+    memset(r, 0, sizeof *r);
+}
