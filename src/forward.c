@@ -314,3 +314,11 @@ int lsa_fwd_unembed(struct lsa_fwd *f, const float *x, int T, float *logits)
     lsa_ops_logits(f->m->head, a->n_vocab, a->d_model, f->h, T, logits);
     return 0;
 }
+
+int lsa_fwd_head(struct lsa_fwd *f, const float *h, int T, float *logits)
+{
+    const struct lsa_arch *a = &f->m->arch;
+    if (T <= 0 || T > f->max_tok) return lsa_err(LSA_EINVAL, "head: %d tokens (window holds 1..%d)", T, f->max_tok);
+    lsa_ops_logits(f->m->head, a->n_vocab, a->d_model, h, T, logits);
+    return 0;
+}

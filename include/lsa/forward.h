@@ -94,6 +94,8 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int n_tok, const struc
  * norm's statistics recomputed on x. n_tok <= the state's max_tokens.
  */
 int lsa_fwd_unembed(struct lsa_fwd *f, const float *x, int n_tok, float *logits);
+/* logits (n_tok, n_vocab) = head · h for an already final-normed h (n_tok, d_model), e.g. resid_final. */
+int lsa_fwd_head(struct lsa_fwd *f, const float *h, int n_tok, float *logits);
 
 #ifdef __cplusplus
 }
