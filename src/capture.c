@@ -279,11 +279,13 @@ static int capture_window(struct lsa_capture *c, const int32_t *ids, int n, cons
         .hook_ctx = c,
         .nll = c->nll_buf,
         .logits = c->logit_buf,
+        .allow_nonfinite = c->o.allow_nonfinite,
     };
     c->win_start = c->n_tok;
     int rc = lsa_fwd_run(c->fwd, ids, n, &req);
-    if (rc == LSA_ENUM) return lsa_err_wrap(rc, "%s: sequence %lld (tokens from %lld)", source, (long long)c->n_seq,
-                                            (long long)c->n_tok);
+    if (rc == LSA_ENUM)
+        return lsa_err_wrap(rc, "%s: sequence %lld (use --allow-nonfinite to store it anyway)", source,
+                            (long long)c->n_seq);
     if (rc) return rc;
     c->nll_buf[n - 1] = NAN;
     int64_t st[2] = {c->n_tok, 0}, ct[2] = {n, c->V}, s1[1] = {c->n_seq}, c1[1] = {1}, so[1] = {c->n_seq + 1};

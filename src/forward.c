@@ -224,11 +224,13 @@ static void row_stats(const float *r, int V, int target, float *nll, int top_k, 
     }
 }
 
-static int check_finite(const float *x, size_t n, const char *what, int pos)
+/* NaN/Inf in the residual stream (a corrupt weight, an overflow): say where, so the user can look. */
+static int check_finite(const float *x, int T, int d, int pos, int layer)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < (size_t)T * d; i++)
         if (!isfinite(x[i]))
-            return lsa_err(LSA_ENUM, "forward: non-finite value in %s at plan position %d (element %zu)", what, pos, i);
+            return lsa_err(LSA_ENUM, "non-finite activation (%s) after layer %d (plan position %d) at token %zu, "
+                           "feature %zu", isnan(x[i]) ? "NaN" : "Inf", layer, pos, i / (size_t)d, i % (size_t)d);
     return 0;
 }
 
@@ -282,7 +284,9 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
             }
             for (size_t i = 0; i < n; i++) f->x[i] = f->x_in[i] + f->acc[i];
         }
-        if ((rc = check_finite(f->x, n, "the residual stream", end - 1))) return rc;
+        if (!req->allow_nonfinite &&
+            (rc = check_finite(f->x, T, d, end - 1, plan ? plan->layer[end - 1] : end - 1)))
+            return rc;
         for (int q = p; q < end; q++)
             if ((rc = report(req, LSA_PT_RESID_POST, q, f->x, T, d))) return rc;
         p = end;

@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -132,6 +133,25 @@ static void edit_header(const char *dir, const char *old, const char *new_)
     free(buf);
 }
 
+/* Overwrite element `at` of an F32 tensor in model.safetensors with value v. */
+static void poke_f32(const char *dir, const char *tensor, size_t at, float v)
+{
+    char p[600];
+    size_t n;
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    unsigned char *buf = read_file(p, &n);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    cJSON *h = cJSON_ParseWithLength((const char *)buf + 8, hlen);
+    cJSON *t = cJSON_GetObjectItem(h, tensor);
+    REQUIRE(t, "%s: no tensor %s", p, tensor);
+    size_t off = 8 + hlen + (size_t)cJSON_GetArrayItem(cJSON_GetObjectItem(t, "data_offsets"), 0)->valuedouble;
+    memcpy(buf + off + 4 * at, &v, 4);
+    write_file(p, buf, n);
+    cJSON_Delete(h);
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     REQUIRE(argc == 2, "usage: test_errors PATH_TO_LSA");
@@ -242,6 +262,17 @@ int main(int argc, char **argv)
     expect_cli_error(a2, "UTF-8");
     snprintf(a2, sizeof a2, "run %s --text /nonexistent/story.txt", llama);
     expect_cli_error(a2, "/nonexistent/story.txt");
+
+    /* NaN in a weight: the capture stops and says where, unless --allow-nonfinite */
+    d = model_copy("nan-weight", llama);
+    poke_f32(d, "model.layers.1.mlp.down_proj.weight", 5, NAN);
+    snprintf(a2, sizeof a2, "capture --model %s --prompt 'Once upon a time' --out %s/nan.h5", d, tmp);
+    expect_cli_error(a2, "non-finite activation (NaN) after layer 1 (plan position 1) at token 0");
+    snprintf(a2, sizeof a2, "%s/nan.h5", tmp);
+    CHECK(access(a2, F_OK) != 0, "a capture that stopped on NaN left %s", a2);
+    snprintf(a2, sizeof a2, "%s capture --quiet --allow-nonfinite --model %s --prompt 'Once upon a time' --out %s/nan.h5",
+             lsa_bin, d, tmp);
+    CHECK(system(a2) == 0, "--allow-nonfinite capture failed");
 
     /* bad plans are usage-level input errors with a clear message */
     snprintf(a2, sizeof a2, "run %s --prompt hi --skip 9", llama);

@@ -54,6 +54,7 @@ struct lsa_capture_opts {
     int compress;                /* deflate level 0..9 */
     const struct lsa_plan *plan; /* NULL = identity */
     const char *command;         /* provenance: the command line */
+    bool allow_nonfinite;        /* keep going (and store) when activations are NaN/Inf */
     /* Called after each window with the number of tokens written so far. */
     void (*progress)(void *ctx, int64_t tokens_done);
     void *progress_ctx;

@@ -80,6 +80,8 @@ struct lsa_fwd_request {
      * Sweeps over plans that share a prefix reuse it this way. */
     const float *x_start;
     int start_pos;
+    /* By default a NaN/Inf in the residual stream stops the run with LSA_ENUM naming the layer and token. */
+    bool allow_nonfinite;
 };
 
 struct lsa_fwd;

@@ -34,6 +34,7 @@ static const char help[] =
     "  --layers SPEC        residual points to store, e.g. 0-5,12 (0 = embedding; default all)\n"
     "  --compress 0-9       deflate level with shuffle (default 4)\n"
     "  --order LIST, --skip LIST, --swap A:B, --drop-attn LIST, --drop-mlp LIST   layer plan\n"
+    "  --allow-nonfinite    store NaN/Inf activations instead of stopping (default: stop and say where)\n"
     "  --quiet              no progress and no summary\n";
 
 enum { IN_TEXT, IN_LINES, IN_JSONL, IN_PROMPT };
@@ -168,6 +169,7 @@ int lsa_cli_capture(int argc, char **argv)
         {"skip", required_argument, 0, 's'},    {"swap", required_argument, 0, 'w'},
         {"drop-attn", required_argument, 0, 'a'}, {"drop-mlp", required_argument, 0, 'm'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"allow-nonfinite", no_argument, 0, 'N'},
         {0, 0, 0, 0},
     };
     struct lsa_capture_opts o = lsa_capture_opts_default();
@@ -214,6 +216,7 @@ int lsa_cli_capture(int argc, char **argv)
         case 'a': da = optarg; break;
         case 'm': dm = optarg; break;
         case 'q': quiet = true; break;
+        case 'N': o.allow_nonfinite = true; break;
         case 'h': free(inputs); fputs(help, stdout); return LSA_EXIT_OK;
         default: free(inputs); fputs(help, stderr); return LSA_EXIT_USAGE;
         }
