@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Write a random-weight Hugging Face checkpoint (config.json + model.safetensors, optionally sharded)
-of Llama or GPT-2 shape, so that benchmarks need no download. numpy only.
+"""Write a random-weight Hugging Face checkpoint (config.json + model.safetensors, or shards + index) of
+Llama or GPT-2 shape, so that benchmarks need no download. numpy only; tensors are generated and written
+one at a time, so an 8B-parameter checkpoint needs no more memory than its largest tensor.
 
-    bench/gen_model.py OUT_DIR --arch llama|gpt2 --d 1024 --layers 8 [--heads 16] [--kv-heads 4]
-                       [--ff 2816] [--vocab 4096] [--ctx 2048] [--dtype f32|f16|bf16] [--shards 1]
-                       [--untied] [--rope-theta 10000]
-Weights ~ N(0, 0.02); norms 1. Copies a tokenizer.json if --tokenizer is given.
+    bench/gen_model.py OUT_DIR [--preset llama3-8b|mistral-7b] [--arch llama|gpt2] [--d 1024] [--layers 8]
+                       [--heads H] [--kv-heads K] [--ff F] [--vocab V] [--ctx C] [--dtype f32|f16|bf16]
+                       [--shards N] [--untied] [--rope-theta T] [--tokenizer tokenizer.json]
+Weights ~ U(±0.03) (f32/f16) or random bf16 of magnitude ~0.004-0.03; norms 1, biases 0.
 """
 import argparse
 import json
@@ -14,83 +15,83 @@ import shutil
 
 import numpy as np
 
+PRESETS = {
+    "llama3-8b": dict(arch="llama", d=4096, layers=32, heads=32, kv_heads=8, ff=14336, vocab=128256, ctx=8192,
+                      untied=True, rope_theta=500000.0, dtype="bf16", shards=4),
+    "mistral-7b": dict(arch="llama", d=4096, layers=32, heads=32, kv_heads=8, ff=14336, vocab=32000, ctx=32768,
+                       untied=True, rope_theta=1000000.0, dtype="bf16", shards=3),
+}
 
-def tensors(a):
-    rng = np.random.default_rng(0)
+
+def specs(a):
+    """(name, shape, kind) for every tensor; kind is 'w' (random), 'one' or 'zero'."""
     d, L, V = a.d, a.layers, a.vocab
-    hd = d // a.heads
-    kv = a.kv_heads * hd
-
-    def w(*shape):
-        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float32)
-
-    t = {}
+    kv = a.kv_heads * (d // a.heads)
+    t = []
     if a.arch == "llama":
-        t["model.embed_tokens.weight"] = w(V, d)
+        t.append(("model.embed_tokens.weight", (V, d), "w"))
         for i in range(L):
             p = f"model.layers.{i}."
-            t[p + "input_layernorm.weight"] = np.ones(d, np.float32)
-            t[p + "post_attention_layernorm.weight"] = np.ones(d, np.float32)
-            t[p + "self_attn.q_proj.weight"] = w(d, d)
-            t[p + "self_attn.k_proj.weight"] = w(kv, d)
-            t[p + "self_attn.v_proj.weight"] = w(kv, d)
-            t[p + "self_attn.o_proj.weight"] = w(d, d)
-            t[p + "mlp.gate_proj.weight"] = w(a.ff, d)
-            t[p + "mlp.up_proj.weight"] = w(a.ff, d)
-            t[p + "mlp.down_proj.weight"] = w(d, a.ff)
-        t["model.norm.weight"] = np.ones(d, np.float32)
+            t += [(p + "input_layernorm.weight", (d,), "one"), (p + "post_attention_layernorm.weight", (d,), "one"),
+                  (p + "self_attn.q_proj.weight", (d, d), "w"), (p + "self_attn.k_proj.weight", (kv, d), "w"),
+                  (p + "self_attn.v_proj.weight", (kv, d), "w"), (p + "self_attn.o_proj.weight", (d, d), "w"),
+                  (p + "mlp.gate_proj.weight", (a.ff, d), "w"), (p + "mlp.up_proj.weight", (a.ff, d), "w"),
+                  (p + "mlp.down_proj.weight", (d, a.ff), "w")]
+        t.append(("model.norm.weight", (d,), "one"))
         if a.untied:
-            t["lm_head.weight"] = w(V, d)
+            t.append(("lm_head.weight", (V, d), "w"))
     else:
-        t["transformer.wte.weight"] = w(V, d)
-        t["transformer.wpe.weight"] = w(a.ctx, d)
+        t += [("transformer.wte.weight", (V, d), "w"), ("transformer.wpe.weight", (a.ctx, d), "w")]
         for i in range(L):
             p = f"transformer.h.{i}."
             for n in ("ln_1", "ln_2"):
-                t[p + n + ".weight"] = np.ones(d, np.float32)
-                t[p + n + ".bias"] = np.zeros(d, np.float32)
-            t[p + "attn.c_attn.weight"] = w(d, 3 * d)
-            t[p + "attn.c_attn.bias"] = w(3 * d)
-            t[p + "attn.c_proj.weight"] = w(d, d)
-            t[p + "attn.c_proj.bias"] = w(d)
-            t[p + "mlp.c_fc.weight"] = w(d, a.ff)
-            t[p + "mlp.c_fc.bias"] = w(a.ff)
-            t[p + "mlp.c_proj.weight"] = w(a.ff, d)
-            t[p + "mlp.c_proj.bias"] = w(d)
-        t["transformer.ln_f.weight"] = np.ones(d, np.float32)
-        t["transformer.ln_f.bias"] = np.zeros(d, np.float32)
+                t += [(p + n + ".weight", (d,), "one"), (p + n + ".bias", (d,), "zero")]
+            t += [(p + "attn.c_attn.weight", (d, 3 * d), "w"), (p + "attn.c_attn.bias", (3 * d,), "w"),
+                  (p + "attn.c_proj.weight", (d, d), "w"), (p + "attn.c_proj.bias", (d,), "w"),
+                  (p + "mlp.c_fc.weight", (d, a.ff), "w"), (p + "mlp.c_fc.bias", (a.ff,), "w"),
+                  (p + "mlp.c_proj.weight", (a.ff, d), "w"), (p + "mlp.c_proj.bias", (d,), "w")]
+        t += [("transformer.ln_f.weight", (d,), "one"), ("transformer.ln_f.bias", (d,), "zero")]
     return t
 
 
-def encode(x, dtype):
-    if dtype == "f32":
-        return "F32", x.astype("<f4").tobytes()
-    if dtype == "f16":
-        return "F16", x.astype("<f2").tobytes()
-    u = x.astype("<f4").view("<u4")
-    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2")  # round to nearest even
-    return "BF16", u.tobytes()
+SIZE = {"f32": 4, "f16": 2, "bf16": 2}
+TAG = {"f32": "F32", "f16": "F16", "bf16": "BF16"}
 
 
-def write_safetensors(path, items, dtype):
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, x in items:
-        dt, b = encode(x, dtype)
-        header[name] = {"dtype": dt, "shape": list(x.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
+def data(rng, shape, kind, dtype):
+    n = int(np.prod(shape))
+    if kind != "w":
+        v = np.ones(n, np.float32) if kind == "one" else np.zeros(n, np.float32)
+        if dtype == "bf16":
+            return (v.view(np.uint32) >> 16).astype("<u2").tobytes()
+        return v.astype("<f4" if dtype == "f32" else "<f2").tobytes()
+    if dtype == "bf16":  # random sign, exponent 2^-8..2^-6, random mantissa: cheap for billions of values
+        bits = rng.integers(0, 1 << 16, n, dtype=np.uint16)
+        v = (bits & 0x807F) | (((bits >> 7) % 3 + 0x3B) << 7).astype(np.uint16)
+        return v.astype("<u2").tobytes()
+    v = rng.random(n, dtype=np.float32) * 0.06 - 0.03
+    return v.astype("<f4" if dtype == "f32" else "<f2").tobytes()
+
+
+def write_safetensors(path, items, dtype, rng):
+    header, off = {"__metadata__": {"format": "pt"}}, 0
+    for name, shape, _ in items:
+        nb = int(np.prod(shape)) * SIZE[dtype]
+        header[name] = {"dtype": TAG[dtype], "shape": list(shape), "data_offsets": [off, off + nb]}
+        off += nb
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:
         f.write(len(h).to_bytes(8, "little"))
         f.write(h)
-        for b in blobs:
-            f.write(b)
+        for name, shape, kind in items:
+            f.write(data(rng, shape, kind, dtype))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
+    ap.add_argument("--preset", choices=sorted(PRESETS))
     ap.add_argument("--arch", choices=["llama", "gpt2"], default="llama")
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--layers", type=int, default=8)
@@ -105,6 +106,9 @@ def main():
     ap.add_argument("--rope-theta", type=float, default=10000.0)
     ap.add_argument("--tokenizer")
     a = ap.parse_args()
+    if a.preset:
+        for k, v in PRESETS[a.preset].items():
+            setattr(a, k, v)
     a.heads = a.heads or max(1, a.d // 64)
     a.kv_heads = a.kv_heads or a.heads
     a.ff = a.ff or (4 * a.d if a.arch == "gpt2" else int(8 * a.d / 3 + 255) // 256 * 256)
@@ -124,24 +128,25 @@ def main():
                "dtype": dt}
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
-    items = list(tensors(a).items())
+    rng = np.random.default_rng(0)
+    items = specs(a)
     if a.shards == 1:
-        write_safetensors(os.path.join(a.out, "model.safetensors"), items, a.dtype)
+        write_safetensors(os.path.join(a.out, "model.safetensors"), items, a.dtype, rng)
     else:
         per = -(-len(items) // a.shards)
         wm = {}
         for s in range(a.shards):
             name = f"model-{s + 1:05d}-of-{a.shards:05d}.safetensors"
             part = items[s * per : (s + 1) * per]
-            write_safetensors(os.path.join(a.out, name), part, a.dtype)
-            wm.update({n: name for n, _ in part})
+            write_safetensors(os.path.join(a.out, name), part, a.dtype, rng)
+            wm.update({n: name for n, _, _ in part})
         with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {}, "weight_map": wm}, f, indent=1)
     if a.tokenizer:
         shutil.copy(a.tokenizer, os.path.join(a.out, "tokenizer.json"))
-    n = sum(x.size for _, x in items)
+    n = sum(int(np.prod(s)) for _, s, _ in items)
     print(f"{a.out}: {a.arch} d={a.d} L={a.layers} heads={a.heads}/{a.kv_heads} ff={a.ff} V={a.vocab} "
-          f"{n / 1e6:.1f}M params {a.dtype}")
+          f"{n / 1e6:.1f}M params {a.dtype}, {a.shards} shard(s)")
 
 
 if __name__ == "__main__":
