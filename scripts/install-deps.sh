@@ -3,7 +3,7 @@
 # they are all present already.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhdf5-dev hdf5-tools libcairo2-dev libopenblas-dev zlib1g-dev
-      libcjson-dev libpcre2-dev python3-h5py python3-numpy)
+      libcjson-dev libpcre2-dev python3-h5py python3-numpy poppler-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

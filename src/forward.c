@@ -253,7 +253,7 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
     if (req->x_start) {
         if (req->start_pos < 0 || req->start_pos > n_pos)
             return lsa_err(LSA_EINVAL, "forward: start position %d outside the plan (0..%d)", req->start_pos, n_pos);
-        if (req->start_pos > 0 && plan && plan->group[req->start_pos] &&
+        if (req->start_pos > 0 && req->start_pos < n_pos && plan && plan->group[req->start_pos] &&
             plan->group[req->start_pos] == plan->group[req->start_pos - 1])
             return lsa_err(LSA_EINVAL, "forward: start position %d is inside a parallel group", req->start_pos);
         memcpy(f->x, req->x_start, n * sizeof(float));

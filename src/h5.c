@@ -546,3 +546,224 @@ int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t c
     H5Sclose(fs);
     return rc;
 }
+
+/* ================================================================== partial reads and small arrays */
+
+int lsa_h5_chunk(struct lsa_h5 *f, const char *dset, int *rank, int64_t dims[LSA_H5_MAX_RANK])
+{
+    hid_t d = open_dset(f, dset);
+    if (d < 0) return LSA_EFORMAT;
+    hid_t s = H5Dget_space(d), p = H5Dget_create_plist(d);
+    int r = 0, rc = space_shape(s, f->path, dset, &r, NULL, NULL);
+    for (int i = 0; i < LSA_H5_MAX_RANK; i++) dims[i] = 0;
+    if (rc == 0 && p >= 0 && H5Pget_layout(p) == H5D_CHUNKED) {
+        hsize_t h[LSA_H5_MAX_RANK];
+        if (H5Pget_chunk(p, LSA_H5_MAX_RANK, h) != r)
+            rc = lsa_err(LSA_EFORMAT, "%s: cannot read the chunk shape of %s", f->path, dset);
+        for (int i = 0; rc == 0 && i < r; i++) dims[i] = (int64_t)h[i];
+    }
+    if (rank) *rank = r;
+    if (p >= 0) H5Pclose(p);
+    H5Sclose(s);
+    H5Dclose(d);
+    return rc;
+}
+
+static int read_slab(struct lsa_h5 *f, const char *dset, int rank, const int64_t start[], const int64_t count[],
+                     hid_t memtype, void *out)
+{
+    hid_t d = open_dset(f, dset);
+    if (d < 0) return LSA_EFORMAT;
+    hid_t fs = H5Dget_space(d);
+    int r = 0, rc;
+    int64_t dims[LSA_H5_MAX_RANK];
+    rc = space_shape(fs, f->path, dset, &r, dims, NULL);
+    if (rc == 0 && r != rank)
+        rc = lsa_err(LSA_EFORMAT, "%s: %s has rank %d, expected %d", f->path, dset, r, rank);
+    hsize_t st[LSA_H5_MAX_RANK], ct[LSA_H5_MAX_RANK];
+    size_t n = 1;
+    for (int i = 0; rc == 0 && i < rank; i++) {
+        if (start[i] < 0 || count[i] < 0 || start[i] > dims[i] || count[i] > dims[i] - start[i])
+            rc = lsa_err(LSA_EINVAL, "%s: read of %s outside its shape (axis %d: [%lld, %lld) of %lld)", f->path,
+                         dset, i, (long long)start[i], (long long)(start[i] + count[i]), (long long)dims[i]);
+        st[i] = (hsize_t)start[i];
+        ct[i] = (hsize_t)count[i];
+        n *= ct[i];
+    }
+    if (rc == 0 && n > 0) {
+        hid_t ms = H5Screate_simple(rank, ct, NULL);
+        if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, NULL, ct, NULL) < 0 ||
+            H5Dread(d, memtype, ms, fs, H5P_DEFAULT, out) < 0)
+            rc = lsa_err(LSA_EFORMAT, "%s: cannot read %s (damaged, or not numeric)", f->path, dset);
+        H5Sclose(ms);
+    }
+    H5Sclose(fs);
+    H5Dclose(d);
+    return rc;
+}
+
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, x;
+    if (exp == 0x1f) x = sign | 0x7f800000u | (mant << 13); /* inf / nan */
+    else if (exp) x = sign | ((exp + 112) << 23) | (mant << 13);
+    else if (!mant) x = sign;
+    else { /* subnormal: normalise */
+        int e = -1;
+        do {
+            e++;
+            mant <<= 1;
+        } while (!(mant & 0x400));
+        x = sign | ((uint32_t)(112 - e) << 23) | ((mant & 0x3ff) << 13);
+    }
+    float v;
+    memcpy(&v, &x, 4);
+    return v;
+}
+
+/* IEEE half stored little-endian? HDF5's own half-to-float conversion is a slow generic path, so such
+ * datasets are read raw and widened here. */
+static bool is_le_half(hid_t t)
+{
+    return H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 2 && H5Tget_order(t) == H5T_ORDER_LE &&
+           H5Tget_ebias(t) == 15 && H5Tget_precision(t) == 16;
+}
+
+int lsa_h5_read_slab_f32(struct lsa_h5 *f, const char *dset, int rank, const int64_t start[], const int64_t count[],
+                         float *out)
+{
+    bool half = false;
+    if (lsa_h5_exists(f, dset)) {
+        hid_t d = H5Dopen2(f->fid, dset, H5P_DEFAULT);
+        if (d >= 0) {
+            hid_t t = H5Dget_type(d);
+            if (t >= 0) {
+                half = is_le_half(t);
+                H5Tclose(t);
+            }
+            H5Dclose(d);
+        }
+    }
+    if (!half) return read_slab(f, dset, rank, start, count, H5T_NATIVE_FLOAT, out);
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= count[i] > 0 ? (size_t)count[i] : 0;
+    /* Read the halves into the upper half of out and widen front to back: out[i] (bytes 4i..4i+3) only
+     * overwrites halves j <= i, which are already consumed (no scratch buffer, no heap churn). */
+    uint16_t *raw = (uint16_t *)out + n;
+    hid_t mt = H5Tcopy(H5T_IEEE_F32LE); /* the same half type the writer uses, as the memory type */
+    H5Tset_fields(mt, 15, 10, 5, 0, 10);
+    H5Tset_size(mt, 2);
+    H5Tset_ebias(mt, 15);
+    H5Tset_precision(mt, 16);
+    int rc = read_slab(f, dset, rank, start, count, mt, raw);
+    H5Tclose(mt);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint16_t h;
+        memcpy(&h, raw + i, sizeof h);
+        float v = f16_to_f32(h);
+        memcpy(out + i, &v, sizeof v);
+    }
+    return rc;
+}
+
+int lsa_h5_read_slab_i64(struct lsa_h5 *f, const char *dset, int rank, const int64_t start[], const int64_t count[],
+                         int64_t *out)
+{
+    return read_slab(f, dset, rank, start, count, H5T_NATIVE_INT64, out);
+}
+
+int lsa_h5_attr_strs(struct lsa_h5 *f, const char *obj, const char *attr, char ***values, size_t *n)
+{
+    *values = NULL;
+    *n = 0;
+    hid_t a = open_attr(f, obj, attr);
+    if (a < 0) return LSA_EFORMAT;
+    hid_t ft = H5Aget_type(a), s = H5Aget_space(a);
+    size_t count = 0;
+    int rc = space_shape(s, f->path, attr, NULL, NULL, &count);
+    char **v = NULL;
+    if (rc == 0 && H5Tget_class(ft) != H5T_STRING)
+        rc = lsa_err(LSA_EFORMAT, "%s: attribute %s on %s is not a string array", f->path, attr, obj);
+    if (rc == 0 && !(v = calloc(count ? count : 1, sizeof *v))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    if (rc == 0 && count > 0 && H5Tis_variable_str(ft) > 0) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        char **raw = calloc(count, sizeof *raw);
+        if (!raw) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        else if (H5Aread(a, mt, raw) < 0)
+            rc = lsa_err(LSA_EFORMAT, "%s: cannot read attribute %s on %s", f->path, attr, obj);
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            if (!(v[i] = strdup(raw[i] ? raw[i] : ""))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        if (raw) {
+            for (size_t i = 0; i < count; i++) H5free_memory(raw[i]);
+            free(raw);
+        }
+        H5Tclose(mt);
+    } else if (rc == 0 && count > 0) {
+        size_t len = H5Tget_size(ft);
+        char *buf = calloc(count, len + 1);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, len + 1);
+        if (!buf) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        else if (H5Aread(a, mt, buf) < 0)
+            rc = lsa_err(LSA_EFORMAT, "%s: cannot read attribute %s on %s", f->path, attr, obj);
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            if (!(v[i] = strndup(buf + i * (len + 1), len))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        free(buf);
+        H5Tclose(mt);
+    }
+    H5Sclose(s);
+    H5Tclose(ft);
+    H5Aclose(a);
+    if (rc) {
+        lsa_h5_free_names(v, count);
+        return rc;
+    }
+    *values = v;
+    *n = count;
+    return 0;
+}
+
+static int write_array(struct lsa_h5w *w, const char *name, int rank, const int64_t dims[], hid_t ftype,
+                       hid_t mtype, const void *data)
+{
+    if (w->err) return w->err;
+    if (rank < 1 || rank > LSA_H5_MAX_RANK) return fail_w(w, lsa_err(LSA_EINVAL, "%s: bad rank for %s", w->path, name));
+    hsize_t h[LSA_H5_MAX_RANK];
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (h[i] = (hsize_t)dims[i]);
+    hid_t space = H5Screate_simple(rank, h, NULL), lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(w->fid, name, ftype, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = 0;
+    if (d < 0 || (n > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
+        rc = fail_w(w, lsa_err(LSA_EIO, "%s: cannot write dataset %s", w->path, name));
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Sclose(space);
+    return rc;
+}
+
+int lsa_h5w_array_f64(struct lsa_h5w *w, const char *name, int rank, const int64_t dims[], const double *data)
+{
+    return write_array(w, name, rank, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data);
+}
+
+int lsa_h5w_array_i64(struct lsa_h5w *w, const char *name, int rank, const int64_t dims[], const int64_t *data)
+{
+    return write_array(w, name, rank, dims, H5T_STD_I64LE, H5T_NATIVE_INT64, data);
+}
+
+int lsa_h5w_group(struct lsa_h5w *w, const char *name)
+{
+    if (w->err) return w->err;
+    if (H5Lexists(w->fid, name, H5P_DEFAULT) > 0) return 0;
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t g = H5Gcreate2(w->fid, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (g < 0) return fail_w(w, lsa_err(LSA_EIO, "%s: cannot create group %s", w->path, name));
+    H5Gclose(g);
+    return 0;
+}

@@ -1,8 +1,12 @@
 /*
- * model.c — resolve a model name to a folder, read its config and tokenizer, and bind every weight the
- * architecture needs, checking each tensor's presence and shape against the config. It computes
- * nothing; forward.c does.
+ * model.c — resolve a model name to a folder or file, dispatch on what it is (Hugging Face folder, GGUF
+ * file by its magic, llama2.c .bin), read an HF folder's config and tokenizer, and bind every weight the
+ * architecture needs, checking each tensor's presence and shape against the config. GGUF and llama2.c
+ * checkpoints are bound by gguf_model.c and llama2c.c onto the same struct lsa_arch and weights. It
+ * computes nothing; forward.c does.
  */
+#include "lsa/gguf.h"
+#include "lsa/llama2c.h"
 #include "model_impl.h"
 
 #include <errno.h>
@@ -11,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 /* ---------------------------------------------------------------- resolving names */
@@ -91,6 +96,43 @@ int lsa_model_resolve(const char *name, char *out, size_t cap)
     return 0;
 }
 
+/* ---------------------------------------------------------------- helpers for the format loaders */
+
+float *lsa_model_alloc(struct lsa_model *m, size_t n)
+{
+    float **v = realloc(m->owned, (m->n_owned + 1) * sizeof *v);
+    if (!v) {
+        lsa_err(LSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    m->owned = v;
+    float *w = malloc(n * sizeof *w + 1);
+    if (!w) {
+        lsa_err(LSA_ENOMEM, "%s: out of memory for %zu weights", m->path, n);
+        return NULL;
+    }
+    m->owned[m->n_owned++] = w;
+    return w;
+}
+
+int lsa_rope_unpermute(float *w, int n_head, int d_head, size_t row_len)
+{
+    int half = d_head / 2;
+    size_t head = (size_t)d_head * row_len;
+    float *tmp = malloc(head * sizeof *tmp);
+    if (!tmp) return lsa_err(LSA_ENOMEM, "out of memory");
+    for (int h = 0; h < n_head; h++) {
+        float *x = w + (size_t)h * head;
+        memcpy(tmp, x, head * sizeof *tmp);
+        /* interleaved row 2i + j (pair i, member j) goes to half-split row j * half + i */
+        for (int i = 0; i < half; i++)
+            for (int j = 0; j < 2; j++)
+                memcpy(x + (size_t)(j * half + i) * row_len, tmp + (size_t)(2 * i + j) * row_len, row_len * sizeof *x);
+    }
+    free(tmp);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- binding weights */
 
 struct binder {
@@ -132,12 +174,8 @@ static int bind(struct binder *b, const float **out, const char *name, int64_t d
         *out = t->data;
         return 0;
     }
-    float **v = realloc(m->owned, (m->n_owned + 1) * sizeof *v);
-    if (!v) return lsa_err(LSA_ENOMEM, "out of memory");
-    m->owned = v;
-    float *w = malloc((size_t)t->n_elem * sizeof *w + 1);
+    float *w = lsa_model_alloc(m, (size_t)t->n_elem);
     if (!w) return lsa_err(LSA_ENOMEM, "%s: out of memory widening %s", t->file, name);
-    m->owned[m->n_owned++] = w;
     int rc = lsa_st_read_f32(t, w);
     if (rc) return rc;
     *out = w;
@@ -257,20 +295,36 @@ static int bind_all(struct lsa_model *m)
 
 /* ---------------------------------------------------------------- load / free */
 
-struct lsa_model *lsa_model_load(const char *name)
+enum source { SRC_HF, SRC_GGUF, SRC_LLAMA2C };
+
+/* What kind of checkpoint path is: a folder, a GGUF file (by magic) or a llama2.c .bin. */
+static int detect(const char *path, enum source *src)
 {
-    char dir[PATH_MAX], p[PATH_MAX + 32];
-    if (lsa_model_resolve(name, dir, sizeof dir)) return NULL;
-    if (!is_dir(dir)) {
-        lsa_err(LSA_EUNSUP, "%s: not a model folder (expected config.json and model.safetensors inside)", dir);
-        return NULL;
+    if (is_dir(path)) {
+        *src = SRC_HF;
+        return 0;
     }
-    struct lsa_model *m = calloc(1, sizeof *m);
-    if (!m || !(m->path = strdup(dir))) {
-        free(m);
-        lsa_err(LSA_ENOMEM, "out of memory");
-        return NULL;
-    }
+    unsigned char magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return lsa_err(LSA_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    size_t len = strlen(path);
+    if (n == 4 && memcmp(magic, "GGUF", 4) == 0) *src = SRC_GGUF;
+    else if ((len > 4 && strcmp(path + len - 4, ".bin") == 0) || (n == 4 && memcmp(magic, "ak42", 4) == 0))
+        *src = SRC_LLAMA2C;
+    else if (len > 5 && strcmp(path + len - 5, ".gguf") == 0)
+        return lsa_err(LSA_EFORMAT, "%s: not a GGUF file (bad magic: expected \"GGUF\")", path);
+    else
+        return lsa_err(LSA_EUNSUP, "%s: not a model folder (config.json + model.safetensors), a GGUF file or a "
+                       "llama2.c .bin checkpoint", path);
+    return 0;
+}
+
+static int load_hf(struct lsa_model *m)
+{
+    char p[PATH_MAX + 32];
+    const char *dir = m->path;
     snprintf(p, sizeof p, "%s/config.json", dir);
     int rc = 0;
     if (!exists(p)) rc = lsa_err(LSA_EIO, "%s: config.json is missing", dir);
@@ -282,11 +336,38 @@ struct lsa_model *lsa_model_load(const char *name)
     if (!rc && m->tok && lsa_tokenizer_n_vocab(m->tok) > m->arch.n_vocab)
         rc = lsa_err(LSA_EFORMAT, "%s: tokenizer has %d ids but the model's vocabulary is %d", p,
                      lsa_tokenizer_n_vocab(m->tok), m->arch.n_vocab);
+    return rc;
+}
+
+/* Load name; tokenizer (a llama2.c tokenizer.bin) only for .bin checkpoints. */
+static struct lsa_model *load(const char *name, const char *tokenizer)
+{
+    char path[PATH_MAX];
+    enum source src;
+    if (lsa_model_resolve(name, path, sizeof path) || detect(path, &src)) return NULL;
+    if (tokenizer && src != SRC_LLAMA2C) {
+        lsa_err(LSA_EINVAL, "%s: a separate tokenizer file is only used with llama2.c .bin checkpoints", path);
+        return NULL;
+    }
+    struct lsa_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
+        lsa_err(LSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    int rc = src == SRC_HF ? load_hf(m) : src == SRC_GGUF ? lsa_gguf_model_load(m) : lsa_llama2c_model_load(m, tokenizer);
     if (rc) {
         lsa_model_free(m);
         return NULL;
     }
     return m;
+}
+
+struct lsa_model *lsa_model_load(const char *name) { return load(name, NULL); }
+
+struct lsa_model *lsa_llama2c_load(const char *path, const char *tokenizer_path)
+{
+    return load(path, tokenizer_path);
 }
 
 void lsa_model_free(struct lsa_model *m)
@@ -297,6 +378,8 @@ void lsa_model_free(struct lsa_model *m)
     free(m->layers);
     lsa_tokenizer_free(m->tok);
     lsa_st_close(m->st);
+    lsa_gguf_close(m->gguf);
+    if (m->map) munmap(m->map, m->map_size);
     free(m->path);
     free(m);
 }

@@ -31,10 +31,15 @@ struct lsa_layer_w {
     struct lsa_linear down;     /* (d_model) outputs from (d_ff) */
 };
 
+struct lsa_gguf;
+
 struct lsa_model {
     char *path;
     struct lsa_arch arch;
-    struct lsa_st *st;
+    struct lsa_st *st;      /* safetensors source, or NULL */
+    struct lsa_gguf *gguf;  /* GGUF source, or NULL */
+    void *map;              /* llama2.c source: the mapped .bin, or NULL */
+    size_t map_size;
     struct lsa_tokenizer *tok;
     const float *tok_embd;  /* (n_vocab, d_model) */
     const float *pos_embd;  /* (n_ctx, d_model) or NULL */
@@ -45,5 +50,21 @@ struct lsa_model {
     size_t n_owned;
     int64_t n_params;
 };
+
+/* A float array of n elements that the model owns (freed with it); NULL with LSA_ENOMEM recorded. */
+float *lsa_model_alloc(struct lsa_model *m, size_t n);
+
+/*
+ * Reorder the rows of a q or k projection (n_head * d_head rows of row_len floats, in place) from
+ * interleaved RoPE pairs (Meta / llama2.c / llama.cpp's GGUF layout: pair i of a head is rows 2i, 2i+1)
+ * to the half-split layout the forward uses (transformers: pair i is rows i and i + d_head/2). Biases
+ * are one-float rows.
+ */
+int lsa_rope_unpermute(float *w, int n_head, int d_head, size_t row_len);
+
+/* Format loaders: fill arch, weights and tokenizer of a model whose path is set (gguf_model.c,
+ * llama2c.c). tokenizer may be NULL (llama2.c: found beside the model). */
+int lsa_gguf_model_load(struct lsa_model *m);
+int lsa_llama2c_model_load(struct lsa_model *m, const char *tokenizer);
 
 #endif

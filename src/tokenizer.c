@@ -295,12 +295,9 @@ static void init_bytelevel(struct lsa_tokenizer *t)
     }
 }
 
-static int load_all(struct lsa_tokenizer *t, const cJSON *root)
+int tk_finish(struct lsa_tokenizer *t)
 {
     const char *path = t->path;
-    int rc = tk_json_load(t, root);
-    if (rc) return rc;
-
     int32_t max_id = t->n_piece - 1;
     for (size_t i = 0; i < t->n_added; i++)
         if (t->added[i].id > max_id) max_id = t->added[i].id;
@@ -315,13 +312,19 @@ static int load_all(struct lsa_tokenizer *t, const cJSON *root)
     for (size_t i = 0; i < t->n_suffix; i++)
         if (t->suffix[i] >= t->n_vocab)
             return lsa_err(LSA_EFORMAT, "%s: post_processor adds id %d, vocabulary has %d", path, t->suffix[i], t->n_vocab);
+    init_bytelevel(t);
+    return 0;
+}
 
+static int load_all(struct lsa_tokenizer *t, const cJSON *root)
+{
+    int rc = tk_json_load(t, root);
+    if (rc || (rc = tk_finish(t))) return rc;
     /* BOS/EOS: what the post-processor adds, else what tokenizer_config.json names. */
     int32_t cfg_bos = -1, cfg_eos = -1;
     if ((!t->n_prefix || !t->n_suffix) && (rc = config_special(t, &cfg_bos, &cfg_eos))) return rc;
     t->bos = t->n_prefix ? t->prefix[0] : cfg_bos;
     t->eos = t->n_suffix ? t->suffix[t->n_suffix - 1] : cfg_eos;
-    init_bytelevel(t);
     return 0;
 }
 

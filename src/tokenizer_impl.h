@@ -4,7 +4,8 @@
  * tokenizer.c owns struct lsa_tokenizer (load, free, accessors) and the shared containers;
  * tokenizer_json.c reads the sections of tokenizer.json into it; tokenizer_encode.c runs the encode
  * pipeline (added tokens, normalizers, pre-tokenizers, BPE, post-processor) and holds the UTF-8
- * helpers; tokenizer_decode.c runs the decoder chain.
+ * helpers; tokenizer_decode.c runs the decoder chain; tokenizer_parts.c builds a tokenizer from a
+ * vocabulary another format loader read (GGUF, llama2.c).
  */
 #ifndef LSA_TOKENIZER_IMPL_H
 #define LSA_TOKENIZER_IMPL_H
@@ -168,6 +169,12 @@ struct cJSON;
 /* Read model, added_tokens, normalizer, pre_tokenizer, post_processor and decoder of a parsed
  * tokenizer.json (tokenizer_json.c). */
 int tk_json_load(struct lsa_tokenizer *t, const struct cJSON *root);
+/* The same without the model section (the vocabulary and merges are already in t): used by
+ * lsa_tokenizer_from_parts, which describes its pipeline as a small tokenizer.json document. */
+int tk_json_load_pipeline(struct lsa_tokenizer *t, const struct cJSON *root);
+/* After the sections are read: n_vocab, the added-token index, post-processor id checks, the byte-level
+ * tables (tokenizer.c). */
+int tk_finish(struct lsa_tokenizer *t);
 
 /* Merge map sized for n_expected pairs; a repeated pair takes the later rank. */
 int tk_merge_init(struct lsa_tokenizer *t, size_t n_expected);

@@ -751,6 +751,12 @@ int tk_json_load(struct lsa_tokenizer *t, const cJSON *root)
     int rc;
     t->kind = LSA_TOK_SP_BPE; /* until a ByteLevel pre-tokenizer says otherwise */
     if ((rc = load_model(t, jget(root, "model")))) return rc;
+    return tk_json_load_pipeline(t, root);
+}
+
+int tk_json_load_pipeline(struct lsa_tokenizer *t, const cJSON *root)
+{
+    int rc;
     if ((rc = load_added(t, jget(root, "added_tokens")))) return rc;
     if ((rc = load_normalizer(t, jget(root, "normalizer"), 0))) return rc;
     if ((rc = normalize_added(t))) return rc;

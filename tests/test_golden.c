@@ -2,18 +2,24 @@
  * test_golden — reproduce transformers' own outputs stored in a checkpoint folder's golden.h5:
  * token ids, every hidden state (index L is after the final norm), per-token NLL, top-1/top-5 ids, and
  * the skip_<i> / swap_<i>_<i+1> interventions (plan from the group's `order` attribute).
- * Usage: test_golden MODEL_DIR [--no-tokenizer]   (MODEL_DIR relative to the repo root, e.g.
- * ../shared/fixtures/tiny-llama). Tolerances: hidden 1e-4 x layer max |value|, NLL 1e-3 absolute.
+ * Usage: test_golden GOLDEN_DIR [--model PATH] [--tokenizer PATH] [--no-tokenizer] [--hidden-tol X]
+ *                    [--nll-tol X] [--top1-tol N]
+ * GOLDEN_DIR holds golden.h5 (relative to the repo root, e.g. ../shared/fixtures/tiny-llama); the model is
+ * GOLDEN_DIR itself unless --model names another checkpoint of the same weights (a GGUF file, a llama2.c
+ * .bin, whose tokenizer.bin --tokenizer may name). Tolerances: hidden 1e-4 x layer max |value|, NLL 1e-3
+ * absolute, no top-1 differences; quantized checkpoints pass looser ones, stated where the test is
+ * registered.
  */
 #include "lsa/forward.h"
 #include "lsa/h5.h"
+#include "lsa/llama2c.h"
 #include "testutil.h"
 
 #include <math.h>
 #include <string.h>
 
-#define HIDDEN_TOL 1e-4
-#define NLL_TOL 1e-3
+static double HIDDEN_TOL = 1e-4, NLL_TOL = 1e-3;
+static int TOP1_TOL = 0;
 
 struct collect {
     float *hs; /* (n_points, T, d): embed, resid_post of positions 0..n-2, final norm */
@@ -126,7 +132,7 @@ static void check_text(struct lsa_model *m, struct lsa_h5 *g, const char *grp, b
         top1_bad += top[t * 5] != want_top[t * 5];
         for (int k = 0; k < 5; k++) top5_bad += top[t * 5 + k] != want_top[t * 5 + k];
     }
-    CHECK(top1_bad == 0, "%s: top-1 ids differ at %d of %zu tokens", grp, top1_bad, T);
+    CHECK(top1_bad <= TOP1_TOL, "%s: top-1 ids differ at %d of %zu tokens (%d allowed)", grp, top1_bad, T, TOP1_TOL);
     printf("  %s: %zu tokens, hidden max rel err %.2e, nll max err %.2e, top-5 mismatches %d\n", grp, T, worst, ne,
            top5_bad);
     free(want_nll);
@@ -185,16 +191,30 @@ static void check_text(struct lsa_model *m, struct lsa_h5 *g, const char *grp, b
 
 int main(int argc, char **argv)
 {
-    REQUIRE(argc >= 2, "usage: test_golden MODEL_DIR [--no-tokenizer]");
-    const char *dir = argv[1];
-    bool use_tok = !(argc > 2 && strcmp(argv[2], "--no-tokenizer") == 0);
+    const char *usage = "usage: test_golden GOLDEN_DIR [--model PATH] [--tokenizer PATH] [--no-tokenizer] "
+                        "[--hidden-tol X] [--nll-tol X] [--top1-tol N]";
+    REQUIRE(argc >= 2, "%s", usage);
+    const char *dir = argv[1], *model = argv[1], *tok = NULL;
+    bool use_tok = true;
+    for (int i = 2; i < argc; i++) {
+        bool val = i + 1 < argc;
+        if (!strcmp(argv[i], "--no-tokenizer")) use_tok = false;
+        else if (!strcmp(argv[i], "--model") && val) model = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer") && val) tok = argv[++i];
+        else if (!strcmp(argv[i], "--hidden-tol") && val) HIDDEN_TOL = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--nll-tol") && val) NLL_TOL = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--top1-tol") && val) TOP1_TOL = atoi(argv[++i]);
+        else REQUIRE(0, "bad argument %s; %s", argv[i], usage);
+    }
     char golden[1024];
     snprintf(golden, sizeof golden, "%s/golden.h5", dir);
     FILE *probe = fopen(golden, "rb");
     REQUIRE(probe, "required test data %s is missing (../shared must sit beside the checkout)", golden);
     fclose(probe);
-    struct lsa_model *m = lsa_model_load(dir);
-    REQUIRE(m, "load %s: %s", dir, lsa_errmsg());
+    struct lsa_model *m = tok ? lsa_llama2c_load(model, tok) : lsa_model_load(model);
+    REQUIRE(m, "load %s: %s", model, lsa_errmsg());
+    if (model != dir) printf("model %s checked against %s (tolerances: hidden %.1e, nll %.1e, top-1 %d)\n", model,
+                             golden, HIDDEN_TOL, NLL_TOL, TOP1_TOL);
     struct lsa_h5 *g = lsa_h5_open(golden);
     REQUIRE(g, "%s", lsa_errmsg());
     char **texts;

@@ -75,6 +75,30 @@ struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_
 /* Write a hyperslab [start, start + count), extending the grow axis as needed. */
 int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const void *data);
 
+
+/* ------------------------------------------------------------------ partial reads and small arrays */
+
+/* Chunk shape of a dataset (*rank as lsa_h5_shape); all zero for a contiguous dataset. */
+int lsa_h5_chunk(struct lsa_h5 *f, const char *dset, int *rank, int64_t dims[LSA_H5_MAX_RANK]);
+/*
+ * Read the hyperslab [start, start + count) of a dataset of the given rank into out (caller's buffer of
+ * prod(count) elements, row-major), converted to float32 / int64 whatever the stored type. The range is
+ * checked against the dataset's shape (LSA_EINVAL when outside).
+ */
+int lsa_h5_read_slab_f32(struct lsa_h5 *f, const char *dset, int rank, const int64_t start[], const int64_t count[],
+                         float *out);
+int lsa_h5_read_slab_i64(struct lsa_h5 *f, const char *dset, int rank, const int64_t start[], const int64_t count[],
+                         int64_t *out);
+/* A string or 1-D string-array attribute (variable or fixed length); free with lsa_h5_free_names. */
+int lsa_h5_attr_strs(struct lsa_h5 *f, const char *obj, const char *attr, char ***values, size_t *n);
+
+/* A whole fixed-size (contiguous, uncompressed) dataset written at once: float64 or int64 on disk.
+ * Intermediate groups are created. For results and other small arrays. */
+int lsa_h5w_array_f64(struct lsa_h5w *w, const char *name, int rank, const int64_t dims[], const double *data);
+int lsa_h5w_array_i64(struct lsa_h5w *w, const char *name, int rank, const int64_t dims[], const int64_t *data);
+/* Create a group (and its parents) so that attributes can be put on it; an existing group is fine. */
+int lsa_h5w_group(struct lsa_h5w *w, const char *name);
+
 #ifdef __cplusplus
 }
 #endif

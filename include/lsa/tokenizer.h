@@ -8,7 +8,13 @@
  *      * SentencePiece-style BPE with byte fallback (Llama-2 family): normalizer Prepend("▁") +
  *        Replace(" " -> "▁") or a Metaspace pre-tokenizer; <0xNN> byte-fallback tokens; fuse_unk.
  *    Post-processor TemplateProcessing (e.g. BOS prepended) and ByteLevel are honoured.
- *  - lsa_tokenizer_from_parts(): vocab + merges or scores given by another format loader (GGUF, llama2.c).
+ *  - lsa_tokenizer_from_parts(): vocab + merges or scores given by another format loader (GGUF, llama2.c):
+ *      * SentencePiece-style vocabularies with scores (GGUF tokenizer.ggml.model "llama", llama2.c
+ *        tokenizer.bin): encoded as the tokenizer.json of the same model is (Prepend("▁") + Replace(" ",
+ *        "▁") normalizer, byte fallback, fused unk), with merges derived from the scores: every split of a
+ *        normal piece into two pieces is a merge, ranked by the piece's score (highest first, equal scores
+ *        leftmost first, as llama.cpp's and sentencepiece's score-based BPE does);
+ *      * byte-level BPE vocabularies with merges (GGUF "gpt2") and a named pre-tokenizer.
  *
  * Encoding rejects invalid UTF-8 with LSA_ETEXT (message says the byte offset).
  * Ownership: lsa_tokenizer_load returns a tokenizer the caller frees with lsa_tokenizer_free (NULL ok).
@@ -31,6 +37,38 @@ enum lsa_tok_kind {
     LSA_TOK_BYTELEVEL_BPE = 1, /* GPT-2 style */
     LSA_TOK_SP_BPE = 2,        /* SentencePiece-style BPE with byte fallback */
 };
+
+/* Token types, numbered as GGUF's tokenizer.ggml.token_type (llama.cpp's llama_token_type). */
+enum lsa_tok_type {
+    LSA_TOKTYPE_NORMAL = 1,
+    LSA_TOKTYPE_UNKNOWN = 2,
+    LSA_TOKTYPE_CONTROL = 3, /* special: matched in raw text, skipped by decode(skip_special) */
+    LSA_TOKTYPE_USER = 4,    /* user-defined: matched in raw text, not special */
+    LSA_TOKTYPE_UNUSED = 5,
+    LSA_TOKTYPE_BYTE = 6,    /* <0xNN> byte-fallback piece */
+};
+
+/* A vocabulary handed over by another format loader. Everything is borrowed for the call only. */
+struct lsa_tok_parts {
+    const char *source;          /* the file it came from, for messages */
+    enum lsa_tok_kind kind;      /* LSA_TOK_SP_BPE (pieces + scores) or LSA_TOK_BYTELEVEL_BPE (pieces + merges) */
+    int32_t n_vocab;
+    const char *const *pieces;   /* (n_vocab) piece bytes, not necessarily NUL-terminated */
+    const size_t *piece_len;     /* (n_vocab) */
+    const float *scores;         /* (n_vocab) SP: merge priority (higher first); NULL = all equal */
+    const int32_t *types;        /* (n_vocab) enum lsa_tok_type; NULL = all normal */
+    const char *const *merges;   /* BYTELEVEL: (n_merges) "a b", in rank order */
+    const size_t *merge_len;     /* (n_merges) */
+    size_t n_merges;
+    const char *pre;             /* BYTELEVEL pre-tokenizer: "gpt-2" (also NULL), "llama-bpe", "qwen2" */
+    int32_t bos, eos, unk;       /* -1 when none */
+    bool add_bos, add_eos;       /* what encode(add_special = true) puts around the text */
+    bool add_space_prefix;       /* SP: prepend "▁" to the text (sentencepiece's add_dummy_prefix) */
+};
+
+/* Build a tokenizer from parts. NULL on failure (LSA_EFORMAT naming p->source, LSA_EUNSUP for an unknown
+ * pre-tokenizer). */
+struct lsa_tokenizer *lsa_tokenizer_from_parts(const struct lsa_tok_parts *p);
 
 /* Load tokenizer.json at path. NULL on failure (lsa_errmsg names the file and problem). */
 struct lsa_tokenizer *lsa_tokenizer_load(const char *path);

@@ -4,6 +4,7 @@
  */
 #include "cli/cli.h"
 #include "lsa/capture.h"
+#include "lsa/llama2c.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -35,6 +36,7 @@ static const char help[] =
     "  --compress 0-9       deflate level with shuffle (default 4)\n"
     "  --order LIST, --skip LIST, --swap A:B, --drop-attn LIST, --drop-mlp LIST   layer plan\n"
     "  --allow-nonfinite    store NaN/Inf activations instead of stopping (default: stop and say where)\n"
+    "  --tokenizer FILE     tokenizer.bin of a llama2.c .bin model (default: tokenizer.bin or tok<vocab>.bin beside it)\n"
     "  --quiet              no progress and no summary\n";
 
 enum { IN_TEXT, IN_LINES, IN_JSONL, IN_PROMPT };
@@ -169,6 +171,7 @@ int lsa_cli_capture(int argc, char **argv)
         {"skip", required_argument, 0, 's'},    {"swap", required_argument, 0, 'w'},
         {"drop-attn", required_argument, 0, 'a'}, {"drop-mlp", required_argument, 0, 'm'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"tokenizer", required_argument, 0, 'k'},
         {"allow-nonfinite", no_argument, 0, 'N'},
         {0, 0, 0, 0},
     };
@@ -178,6 +181,7 @@ int lsa_cli_capture(int argc, char **argv)
     const char *model = NULL, *out = NULL, *field = "text", *order = NULL, *skip = NULL, *swap = NULL, *da = NULL,
                *dm = NULL;
     bool quiet = false;
+    const char *tokenizer = NULL;
     long long v;
     if (!inputs) return lsa_cli_usage("out of memory");
     optind = 1;
@@ -216,6 +220,7 @@ int lsa_cli_capture(int argc, char **argv)
         case 'a': da = optarg; break;
         case 'm': dm = optarg; break;
         case 'q': quiet = true; break;
+        case 'k': tokenizer = optarg; break;
         case 'N': o.allow_nonfinite = true; break;
         case 'h': free(inputs); fputs(help, stdout); return LSA_EXIT_OK;
         default: free(inputs); fputs(help, stderr); return LSA_EXIT_USAGE;
@@ -241,7 +246,7 @@ int lsa_cli_capture(int argc, char **argv)
     int status = LSA_EXIT_INPUT, rc = 0;
     struct lsa_plan *plan = NULL;
     struct lsa_capture *cap = NULL;
-    struct lsa_model *m = lsa_model_load(model);
+    struct lsa_model *m = tokenizer ? lsa_llama2c_load(model, tokenizer) : lsa_model_load(model);
     if (!m) goto out;
     if (!(plan = lsa_plan_parse(lsa_model_arch(m)->n_layer, order, skip, swap, da, dm))) goto out;
     o.plan = plan;

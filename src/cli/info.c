@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "lsa/capture.h"
 #include "lsa/h5.h"
+#include "lsa/llama2c.h"
 #include "lsa/model.h"
 
 #include <stdlib.h>
@@ -72,16 +73,21 @@ out:
 
 int lsa_cli_info(int argc, char **argv)
 {
+    const char *tokenizer = NULL;
+    if (argc == 4 && !strcmp(argv[2], "--tokenizer")) {
+        tokenizer = argv[3];
+        argc = 2;
+    }
     if (argc != 2 || !strcmp(argv[1], "--help")) {
-        printf("usage: lsa info MODEL | FILE.h5\n\nPrints the architecture, dimensions, parameter count, weight "
-               "dtype and tokenizer of MODEL (a Hugging Face folder or a cached model id), or a summary of a capture "
-               "file.\n");
+        printf("usage: lsa info MODEL [--tokenizer FILE] | FILE.h5\n\nPrints the architecture, dimensions, parameter "
+               "count, weight dtype and tokenizer of MODEL (a Hugging Face folder, a cached model id, a GGUF file or a "
+               "llama2.c .bin, whose tokenizer.bin --tokenizer names), or a summary of a capture file.\n");
         return argc == 2 ? LSA_EXIT_OK : LSA_EXIT_USAGE;
     }
     size_t len = strlen(argv[1]);
     if (len > 3 && (!strcmp(argv[1] + len - 3, ".h5") || !strcmp(argv[1] + len - 5, ".hdf5")))
         return info_capture(argv[1]);
-    struct lsa_model *m = lsa_model_load(argv[1]);
+    struct lsa_model *m = tokenizer ? lsa_llama2c_load(argv[1], tokenizer) : lsa_model_load(argv[1]);
     if (!m) return lsa_cli_fail();
     const struct lsa_arch *a = lsa_model_arch(m);
     const struct lsa_tokenizer *tok = lsa_model_tokenizer(m);

@@ -14,6 +14,7 @@ static const char usage[] =
     "  info MODEL|FILE.h5    a checkpoint (architecture, dims, parameters, dtype, tokenizer) or a capture\n"
     "  capture --model M     stream every layer's activations over a corpus into an HDF5 file\n"
     "  run MODEL [options]   tokenize text, run the forward (with a layer plan), print per-token NLL\n"
+    "  report CAPTURE.h5     layer similarity and redundancy analyses: results.h5, summary.json, figures\n"
     "\n"
     "MODEL is a Hugging Face model folder or a model id found in the local Hugging Face cache.\n"
     "`lsa <command> --help` describes each command.\n";
@@ -48,5 +49,6 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "info")) return lsa_cli_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run")) return lsa_cli_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "capture")) return lsa_cli_capture(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "report")) return lsa_cli_report(argc - 1, argv + 1);
     return lsa_cli_usage("unknown command '%s' (see lsa --help)", argv[1]);
 }

@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "lsa/forward.h"
+#include "lsa/llama2c.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +24,7 @@ static const char help[] =
     "  --swap A:B[,C:D]    exchange layers\n"
     "  --drop-attn LIST    skip the attention sub-block of these layers\n"
     "  --drop-mlp LIST     skip the MLP sub-block of these layers\n"
+    "  --tokenizer FILE    tokenizer.bin of a llama2.c .bin MODEL (default: tokenizer.bin or tok<vocab>.bin beside it)\n"
     "  --quiet             print only the summary line\n";
 
 char *lsa_cli_slurp(const char *path, size_t *len)
@@ -61,8 +63,10 @@ int lsa_cli_run(int argc, char **argv)
         {"skip", required_argument, 0, 's'},   {"swap", required_argument, 0, 'w'},
         {"drop-attn", required_argument, 0, 'a'}, {"drop-mlp", required_argument, 0, 'm'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {"tokenizer", required_argument, 0, 'k'},
         {0, 0, 0, 0},
     };
+    const char *tokenizer = NULL;
     const char *prompt = NULL, *file = NULL, *order = NULL, *skip = NULL, *swap = NULL, *da = NULL, *dm = NULL;
     bool bos = true, quiet = false;
     int c;
@@ -78,6 +82,7 @@ int lsa_cli_run(int argc, char **argv)
         case 'a': da = optarg; break;
         case 'm': dm = optarg; break;
         case 'q': quiet = true; break;
+        case 'k': tokenizer = optarg; break;
         case 'h': fputs(help, stdout); return LSA_EXIT_OK;
         default: fputs(help, stderr); return LSA_EXIT_USAGE;
         }
@@ -92,12 +97,13 @@ int lsa_cli_run(int argc, char **argv)
     struct lsa_plan *plan = NULL;
     struct lsa_fwd *f = NULL;
     size_t len = 0, n = 0;
-    struct lsa_model *m = lsa_model_load(argv[optind]);
+    struct lsa_model *m = tokenizer ? lsa_llama2c_load(argv[optind], tokenizer) : lsa_model_load(argv[optind]);
     if (!m) goto out;
     const struct lsa_arch *a = lsa_model_arch(m);
     const struct lsa_tokenizer *tok = lsa_model_tokenizer(m);
     if (!tok) {
-        lsa_err(LSA_EUNSUP, "%s: no tokenizer.json beside the model", lsa_model_path(m));
+        lsa_err(LSA_EUNSUP, "%s: no tokenizer found (tokenizer.json beside a model folder, GGUF tokenizer metadata, or "
+                "--tokenizer / tokenizer.bin for a llama2.c .bin)", lsa_model_path(m));
         goto out;
     }
     if (file) {

@@ -1,0 +1,16 @@
+/*
+ * linalg.h — the few dense kernels the analyses need, on row-major float64 arrays. linalg.c is the only
+ * analyses file that includes cblas.h (OpenBLAS), as src/ops.c is for the runtime.
+ */
+#ifndef LSA_ANALYSES_LINALG_H
+#define LSA_ANALYSES_LINALG_H
+
+/* c (n, n) = beta * c + a a^T, a (n, k) with row stride lda. Both triangles of c are filled. */
+void lsa_la_gram(int n, int k, const double *a, int lda, double beta, double *c);
+/* c (m, n) = beta * c + a^T b, a (k, m) with stride lda, b (k, n) with stride ldb, c with stride ldc. */
+void lsa_la_gemm_tn(int m, int n, int k, const double *a, int lda, const double *b, int ldb, double beta, double *c,
+                    int ldc);
+/* sum of squares of x (n) */
+double lsa_la_sumsq(long n, const double *x);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * results.h — where analyses put their numbers: DIR/results.h5 (one group per analysis) and
+ * DIR/summary.json (flat keys, a public interface: docs and the analysis headers list them).
+ *
+ * results.h5 layout: root attributes lsa_version, capture (path), model_path, model_type, n_tokens,
+ * created (ISO 8601 UTC), command; then /<analysis>/<dataset> float64 / int64 arrays, with attributes
+ * (definitions, conventions) on the datasets and groups.
+ * summary.json: {"lsa_version", "capture", "model", "n_tokens", "points": [...], <analysis keys>...}.
+ * Non-finite numbers become null in JSON (and stay NaN in results.h5).
+ *
+ * Both files are written under temporary names in DIR (".results.h5.partial-PID",
+ * ".summary.json.partial-PID") and renamed by lsa_results_commit only; lsa_results_abort removes them.
+ * Ownership: open returns a handle that commit or abort frees (abort accepts NULL).
+ */
+#ifndef LSA_ANALYSES_RESULTS_H
+#define LSA_ANALYSES_RESULTS_H
+
+#include "lsa/lsa.h"
+
+#include <stdbool.h>
+
+struct lsa_results;
+
+struct lsa_results_meta {
+    const char *capture;    /* the capture's path */
+    const char *model_path; /* from the capture */
+    const char *model_type;
+    int64_t n_tokens;
+    const char *command;    /* provenance: the command line; NULL = "" */
+    const char *const *points; /* (n_points) residual point names */
+    int n_points;
+};
+
+/* Start DIR/results.h5 and DIR/summary.json (DIR must exist). NULL on failure. */
+struct lsa_results *lsa_results_open(const char *dir, const struct lsa_results_meta *meta);
+/* Close, write summary.json, rename both to their final names, free. */
+int lsa_results_commit(struct lsa_results *r);
+/* Remove the temporary files and free. NULL ok. */
+void lsa_results_abort(struct lsa_results *r);
+
+/*
+ * Each writes /group/name into results.h5 and, when json_key is not NULL, the same numbers into
+ * summary.json under json_key (a matrix as a list of rows). The first error sticks: later calls return it.
+ */
+int lsa_results_matrix(struct lsa_results *r, const char *group, const char *name, int rows, int cols,
+                       const double *v, const char *json_key);
+int lsa_results_vector(struct lsa_results *r, const char *group, const char *name, int n, const double *v,
+                       const char *json_key);
+int lsa_results_ivector(struct lsa_results *r, const char *group, const char *name, int n, const int64_t *v,
+                        const char *json_key);
+/* A table (rows, n_cols) as a dataset with a `columns` attribute, and in JSON as a list of objects. */
+int lsa_results_table(struct lsa_results *r, const char *group, const char *name, int rows, int n_cols,
+                      const char *const *cols, const double *v, const char *json_key);
+/* Attributes on a group or dataset of results.h5 (obj like "/similarity" or "/similarity/cosine"). */
+int lsa_results_attr_str(struct lsa_results *r, const char *obj, const char *name, const char *value);
+int lsa_results_attr_strs(struct lsa_results *r, const char *obj, const char *name, const char *const *v, int n);
+int lsa_results_attr_int(struct lsa_results *r, const char *obj, const char *name, int64_t value);
+int lsa_results_attr_f64(struct lsa_results *r, const char *obj, const char *name, double value);
+/* Extra JSON-only values. */
+int lsa_results_json_str(struct lsa_results *r, const char *key, const char *value);
+int lsa_results_json_num(struct lsa_results *r, const char *key, double value);
+
+#endif

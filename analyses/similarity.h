@@ -1,0 +1,92 @@
+/*
+ * similarity.h — how alike every residual point is to every other, from one streaming pass over a
+ * capture.
+ *
+ * Points: the capture's stored residual points /resid, P of them, all BEFORE the final norm (index 0 =
+ * embed, the input to the first executed block; point "i" = blocks.i.hook_resid_post, the output of
+ * executed block i). With opts.with_final the final-normed point ln_final.hook_normalized (/resid_final)
+ * is appended as one more point. x_{i,t} is point i at token t, t = 0..N-1 over all sequences.
+ *
+ * Metrics (all (n, n) symmetric matrices, n = P or P + 1):
+ *   cosine        C[i][j] = (1/N) sum_t cos(x_{i,t}, x_{j,t}),  cos(a, b) = <a, b> / (|a| |b|), taken as 0
+ *                 when a or b is the zero vector; C[i][i] = 1 for points with no zero vector.
+ *   angular       A[i][j] = (1/N) sum_t arccos(clamp(cos(x_{i,t}, x_{j,t}), -1, 1)) / pi, the angular
+ *                 distance of Gromov et al. 2024 ("The Unreasonable Ineffectiveness of the Deeper Layers")
+ *                 averaged per token, in [0, 1].
+ *   angular_last  the same over the last token of each sequence only (as Gromov et al. measure it);
+ *                 sequences are the capture's windows (seq_offsets).
+ *   cka_linear    exact linear CKA (Kornblith et al. 2019, "Similarity of Neural Network Representations
+ *                 Revisited"): K[i][j] = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) with X = x_i, Y = x_j as
+ *                 (n_tok, D) matrices centred over tokens (column means removed), on the first
+ *                 n_tok = min(N, opts.cka_max_tokens) tokens. NaN when a point is constant.
+ *   cka_minibatch the unbiased minibatch estimator of Nguyen, Raghu & Kornblith 2021 ("Do Wide and Deep
+ *                 Networks Learn the Same Things?"): tokens are cut into consecutive minibatches of b
+ *                 tokens (the last N mod b tokens are left out; when N < b, one minibatch of all N), and
+ *                 CKA[i][j] = mean_k HSIC1(K_i^k, K_j^k) / sqrt(mean_k HSIC1(K_i^k, K_i^k) mean_k
+ *                 HSIC1(K_j^k, K_j^k)), with K^k = X X^T the linear Gram matrix of minibatch k and
+ *                 HSIC1(K, L) = [tr(K~L~) + 1^T K~ 1 1^T L~ 1 / ((b-1)(b-2)) - 2/(b-2) 1^T K~ L~ 1] / (b(b-3))
+ *                 (Song et al. 2012), K~ = K with its diagonal zeroed. Needs b >= 4. HSIC1 does not
+ *                 change when a constant is added to the features, so each minibatch is centred first
+ *                 (for rounding only).
+ *   resid_norm    the mean Euclidean norm (1/N) sum_t |x_{i,t}| of each point.
+ *
+ * Computation: one pass over the capture in token blocks (multiples of the capture's chunk). For each
+ * token the (n, n) Gram matrix of its points (one BLAS syrk) gives every pair's cosine, angle and the
+ * norms at once; minibatch Gram matrices are stacked so that all pairs' HSIC terms are two syrk calls
+ * per minibatch. Memory: a block of activations (about 32 MiB at most), n b^2 doubles for the
+ * minibatch Grams, and for the exact CKA the first cka_max_tokens tokens of every point as doubles
+ * (n * cka_max_tokens * D * 8 bytes) — the only part that depends on N, and only up to that cap.
+ * Accumulation is in float64.
+ *
+ * results.h5: /similarity/{cosine, angular, angular_last, cka_linear, cka_minibatch, resid_norm}
+ * (float64) with attributes (definition, n_tokens, batch_size, ...); /similarity has `points`.
+ * summary.json: "cosine", "angular" (angular or angular_last as opts.last_token says), "cka_linear",
+ * "cka_minibatch" (matrices as lists of rows; null for NaN), "resid_norm" (list), "similarity_points".
+ * Figures (figures/): cosine, angular, cka_linear, cka_minibatch heatmaps.
+ */
+#ifndef LSA_ANALYSES_SIMILARITY_H
+#define LSA_ANALYSES_SIMILARITY_H
+
+#include "lsa/capture_read.h"
+#include "plot.h"
+#include "results.h"
+
+struct lsa_similarity_opts {
+    bool with_final;        /* append resid_final as a point (default false) */
+    bool last_token;        /* summary "angular" = angular_last (--positions last); default false */
+    int64_t cka_max_tokens; /* exact CKA on the first min(N, this) tokens; 0 = no exact CKA; default 4096 */
+    int cka_batch;          /* minibatch size b >= 4; 0 = no minibatch CKA; default 256 */
+    int64_t block_tokens;   /* tokens read at a time; 0 = from the capture's chunking (default) */
+};
+struct lsa_similarity_opts lsa_similarity_opts_default(void);
+
+struct lsa_similarity_result {
+    int n;                  /* points (P, or P + 1 with the final-normed point) */
+    char **names;           /* (n) point names as in the capture */
+    int64_t *point_index;   /* (n) index in 0..n_executed (0 = embed); -1 for the final-normed point */
+    char *model;            /* model name for titles (the model folder's base name) */
+    int64_t n_tokens, n_last;
+    bool last_token;        /* from the options */
+    double *cosine;         /* (n, n) */
+    double *angular;        /* (n, n) over all tokens */
+    double *angular_last;   /* (n, n) over the last token of each sequence */
+    double *resid_norm;     /* (n) */
+    double *cka_linear;     /* (n, n), NULL when not computed */
+    int64_t cka_tokens;     /* tokens the exact CKA used */
+    double *cka_minibatch;  /* (n, n), NULL when not computed */
+    int cka_batch;          /* minibatch size used */
+    int64_t cka_n_batches;
+};
+
+/* One pass over the capture. *out is freed with lsa_similarity_free. */
+int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similarity_opts *o,
+                       struct lsa_similarity_result **out);
+int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_results *res);
+/* The figures into dir (which must exist). */
+int lsa_similarity_draw(const struct lsa_similarity_result *r, const struct lsa_plot_opts *po, const char *dir);
+void lsa_similarity_free(struct lsa_similarity_result *r);
+
+/* Short axis label for a point name: "emb", "0".."L-1" (after block i), "final". buf gets it. */
+const char *lsa_similarity_point_label(const char *name, char *buf, size_t cap);
+
+#endif
