@@ -36,7 +36,11 @@ struct lsa_fwd {
     float *scores;  /* (LSA_ATTN_BLOCK, T) */
     float *logits;  /* (LOGIT_BLOCK, n_vocab) */
     float *rope_cos, *rope_sin; /* (T, rope_dims / 2) */
+    float *wbuf;    /* (max(largest lazy matrix, HEAD_BLOCK x d)) widened weights of a lazily loaded model */
 };
+
+/* Vocabulary rows of a lazily stored head widened at a time. */
+#define HEAD_BLOCK 4096
 
 static void *alloc_f(size_t n, int *fail)
 {
@@ -78,6 +82,10 @@ struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tok)
     f->ff = alloc_f(T * 2 * (size_t)a->d_ff, &fail);
     f->scores = alloc_f((size_t)LSA_ATTN_BLOCK * T, &fail);
     f->logits = alloc_f((size_t)LOGIT_BLOCK * a->n_vocab, &fail);
+    if (m->lazy) {
+        size_t head = (size_t)(a->n_vocab < HEAD_BLOCK ? a->n_vocab : HEAD_BLOCK) * d;
+        f->wbuf = alloc_f(m->max_lazy > head ? m->max_lazy : head, &fail);
+    }
     if (a->pos == LSA_POS_ROPE) {
         size_t half = (size_t)a->rope_dims / 2;
         f->rope_cos = alloc_f(T * half, &fail);
@@ -107,9 +115,32 @@ void lsa_fwd_free(struct lsa_fwd *f)
 {
     if (!f) return;
     float *bufs[] = {f->x,   f->x_in, f->acc,    f->h,      f->mid,      f->attn,    f->mlp,
-                     f->qkv, f->ctx,  f->ff,     f->scores, f->logits,   f->rope_cos, f->rope_sin};
+                     f->qkv, f->ctx,  f->ff,     f->scores, f->logits,   f->rope_cos, f->rope_sin, f->wbuf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(f);
+}
+
+/* y = x · Wᵀ + b for one linear layer, widening W first when the model keeps it in its stored dtype. */
+static void linear(struct lsa_fwd *f, const struct lsa_linear *l, const float *x, int ldx, int T, float *y, int ldy)
+{
+    const float *w = lsa_mat_f32(&l->w, (size_t)l->n_in * l->n_out, f->wbuf);
+    lsa_ops_linear(l, w, x, ldx, T, y, ldy);
+}
+
+/* logits (T, n_vocab; ld) = head · h, the head widened a block of vocabulary rows at a time when lazy. */
+static void logits(struct lsa_fwd *f, const float *h, int T, float *out, int ld)
+{
+    const struct lsa_model *m = f->m;
+    int V = m->arch.n_vocab, d = m->arch.d_model;
+    if (m->head.f32) {
+        lsa_ops_logits(m->head.f32, V, d, h, T, out, ld);
+        return;
+    }
+    for (int v0 = 0; v0 < V; v0 += HEAD_BLOCK) {
+        int nv = V - v0 < HEAD_BLOCK ? V - v0 : HEAD_BLOCK;
+        lsa_mat_rows(&m->head, (size_t)d, (size_t)v0, (size_t)nv, f->wbuf);
+        lsa_ops_logits(f->wbuf, nv, d, h, T, out + v0, ld);
+    }
 }
 
 static int report(const struct lsa_fwd_request *req, enum lsa_point pt, int pos, const float *x, int T, int d)
@@ -127,11 +158,11 @@ static void attention(struct lsa_fwd *f, int l, int T)
     float *q = f->qkv, *k = f->qkv + q_dim, *v = f->qkv + q_dim + kv_dim;
     int q_hs = dh, kv_hs = dh;
     if (a->qkv_layout == LSA_QKV_SEPARATE) {
-        lsa_ops_linear(&L->q, f->h, a->d_model, T, q, ld);
-        lsa_ops_linear(&L->k, f->h, a->d_model, T, k, ld);
-        lsa_ops_linear(&L->v, f->h, a->d_model, T, v, ld);
+        linear(f, &L->q, f->h, a->d_model, T, q, ld);
+        linear(f, &L->k, f->h, a->d_model, T, k, ld);
+        linear(f, &L->v, f->h, a->d_model, T, v, ld);
     } else {
-        lsa_ops_linear(&L->qkv, f->h, a->d_model, T, f->qkv, ld);
+        linear(f, &L->qkv, f->h, a->d_model, T, f->qkv, ld);
         if (a->qkv_layout == LSA_QKV_PER_HEAD) { /* per head [q_h | k_h | v_h] */
             k = f->qkv + dh;
             v = f->qkv + 2 * dh;
@@ -146,7 +177,7 @@ static void attention(struct lsa_fwd *f, int l, int T)
     if (a->attn_scale_by_layer) scale /= (float)(l + 1);
     lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, f->ctx, q_dim, T, a->n_head, a->n_head_kv, dh, scale,
                       a->sliding_window, f->scores);
-    lsa_ops_linear(&L->o, f->ctx, q_dim, T, f->attn, a->d_model);
+    linear(f, &L->o, f->ctx, q_dim, T, f->attn, a->d_model);
 }
 
 /* MLP sub-block of layer l on f->h; result in f->mlp. */
@@ -157,17 +188,17 @@ static void mlp(struct lsa_fwd *f, int l, int T)
     int ff = a->d_ff, d = a->d_model;
     if (a->gated_mlp) {
         if (a->gate_up_fused) {
-            lsa_ops_linear(&L->gate_up, f->h, d, T, f->ff, 2 * ff);
+            linear(f, &L->gate_up, f->h, d, T, f->ff, 2 * ff);
         } else {
-            lsa_ops_linear(&L->gate, f->h, d, T, f->ff, 2 * ff);
-            lsa_ops_linear(&L->up, f->h, d, T, f->ff + ff, 2 * ff);
+            linear(f, &L->gate, f->h, d, T, f->ff, 2 * ff);
+            linear(f, &L->up, f->h, d, T, f->ff + ff, 2 * ff);
         }
         lsa_ops_act_mul(a->act, f->ff, T, ff, 2 * ff, ff);
-        lsa_ops_linear(&L->down, f->ff, 2 * ff, T, f->mlp, d);
+        linear(f, &L->down, f->ff, 2 * ff, T, f->mlp, d);
     } else {
-        lsa_ops_linear(&L->up, f->h, d, T, f->ff, ff);
+        linear(f, &L->up, f->h, d, T, f->ff, ff);
         lsa_ops_act(a->act, f->ff, T, ff, ff);
-        lsa_ops_linear(&L->down, f->ff, ff, T, f->mlp, d);
+        linear(f, &L->down, f->ff, ff, T, f->mlp, d);
     }
 }
 
@@ -261,9 +292,9 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
     } else {
         float scale = a->embed_scale ? (float)sqrt((double)d) : 1.0f;
         for (int t = 0; t < T; t++) {
-            const float *e = m->tok_embd + (size_t)tokens[t] * d;
             float *x = f->x + (size_t)t * d;
-            for (int i = 0; i < d; i++) x[i] = e[i] * scale;
+            lsa_mat_rows(&m->tok_embd, (size_t)d, (size_t)tokens[t], 1, x);
+            for (int i = 0; i < d; i++) x[i] *= scale;
             if (m->pos_embd)
                 for (int i = 0; i < d; i++) x[i] += m->pos_embd[(size_t)t * d + i];
         }
@@ -298,7 +329,7 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
     for (int t0 = 0; t0 < T; t0 += LOGIT_BLOCK) {
         int nb = T - t0 < LOGIT_BLOCK ? T - t0 : LOGIT_BLOCK;
         float *lg = req->logits ? req->logits + (size_t)t0 * a->n_vocab : f->logits;
-        lsa_ops_logits(m->head, a->n_vocab, d, f->h + (size_t)t0 * d, nb, lg);
+        logits(f, f->h + (size_t)t0 * d, nb, lg, a->n_vocab);
         for (int i = 0; i < nb; i++) {
             int t = t0 + i;
             const float *r = lg + (size_t)i * a->n_vocab;
@@ -310,19 +341,19 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
     return 0;
 }
 
-int lsa_fwd_unembed(struct lsa_fwd *f, const float *x, int T, float *logits)
+int lsa_fwd_unembed(struct lsa_fwd *f, const float *x, int T, float *out)
 {
     const struct lsa_arch *a = &f->m->arch;
     if (T <= 0 || T > f->max_tok) return lsa_err(LSA_EINVAL, "unembed: %d tokens (window holds 1..%d)", T, f->max_tok);
     lsa_ops_norm(a, &f->m->final_norm, x, f->h, T);
-    lsa_ops_logits(f->m->head, a->n_vocab, a->d_model, f->h, T, logits);
+    logits(f, f->h, T, out, a->n_vocab);
     return 0;
 }
 
-int lsa_fwd_head(struct lsa_fwd *f, const float *h, int T, float *logits)
+int lsa_fwd_head(struct lsa_fwd *f, const float *h, int T, float *out)
 {
     const struct lsa_arch *a = &f->m->arch;
     if (T <= 0 || T > f->max_tok) return lsa_err(LSA_EINVAL, "head: %d tokens (window holds 1..%d)", T, f->max_tok);
-    lsa_ops_logits(f->m->head, a->n_vocab, a->d_model, h, T, logits);
+    logits(f, h, T, out, a->n_vocab);
     return 0;
 }

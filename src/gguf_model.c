@@ -216,7 +216,7 @@ static int linear(struct ctx *c, struct lsa_linear *l, int i, const char *what, 
     l->n_in = n_in;
     l->n_out = n_out;
     l->in_out = false;
-    int rc = bindf(c, &l->w, n_out, n_in, permute, "blk.%d.%s.weight", i, what);
+    int rc = bindf(c, &l->w.f32, n_out, n_in, permute, "blk.%d.%s.weight", i, what);
     if (!rc && bias) rc = bindf(c, &l->b, n_out, 0, permute, "blk.%d.%s.bias", i, what);
     return rc;
 }
@@ -263,13 +263,13 @@ static int bind_all(struct ctx *c)
     struct lsa_model *m = c->m;
     const struct lsa_arch *a = &m->arch;
     if (!(m->layers = calloc((size_t)a->n_layer, sizeof *m->layers))) return lsa_err(LSA_ENOMEM, "out of memory");
-    int rc = bind(c, &m->tok_embd, "token_embd.weight", a->n_vocab, a->d_model, 0);
+    int rc = bind(c, &m->tok_embd.f32, "token_embd.weight", a->n_vocab, a->d_model, 0);
     if (!rc && a->pos == LSA_POS_LEARNED) rc = bind(c, &m->pos_embd, "position_embd.weight", a->n_ctx, a->d_model, 0);
     for (int i = 0; i < a->n_layer && !rc; i++) rc = bind_layer(c, i);
     if (!rc) rc = norm(c, &m->final_norm, "output_norm", a->d_model);
     if (!rc) {
         if (a->tied_head) m->head = m->tok_embd;
-        else rc = bind(c, &m->head, "output.weight", a->n_vocab, a->d_model, 0);
+        else rc = bind(c, &m->head.f32, "output.weight", a->n_vocab, a->d_model, 0);
     }
     if (rc) return rc;
     /* dtype: the type that stores the most weights */

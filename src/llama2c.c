@@ -223,9 +223,9 @@ int lsa_llama2c_model_load(struct lsa_model *m, const char *tokenizer)
     const float *w3 = w2 + L * d * ff, *rms_final = w3 + L * ff * d;
     const float *wcls = rms_final + d + (size_t)c.seq_len * (d / (size_t)c.n_heads);
     if (!(m->layers = calloc(L, sizeof *m->layers))) return lsa_err(LSA_ENOMEM, "out of memory");
-    m->tok_embd = emb;
+    m->tok_embd.f32 = emb;
     m->final_norm.w = rms_final;
-    m->head = c.shared_classifier ? emb : wcls;
+    m->head.f32 = c.shared_classifier ? emb : wcls;
     m->n_params = (int64_t)(n_floats(&c) - (uint64_t)c.seq_len * (d / (size_t)c.n_heads));
     for (size_t l = 0; l < L; l++) {
         struct lsa_layer_w *Y = &m->layers[l];
@@ -238,13 +238,13 @@ int lsa_llama2c_model_load(struct lsa_model *m, const char *tokenizer)
         if ((rc = lsa_rope_unpermute(q, c.n_heads, a->d_head, d)) ||
             (rc = lsa_rope_unpermute(k, c.n_kv_heads, a->d_head, d)))
             return rc;
-        Y->q = (struct lsa_linear){q, NULL, c.dim, c.dim, false};
-        Y->k = (struct lsa_linear){k, NULL, c.dim, (int)kv, false};
-        Y->v = (struct lsa_linear){wv + l * kv * d, NULL, c.dim, (int)kv, false};
-        Y->o = (struct lsa_linear){wo + l * d * d, NULL, c.dim, c.dim, false};
-        Y->gate = (struct lsa_linear){w1 + l * ff * d, NULL, c.dim, c.hidden_dim, false};
-        Y->down = (struct lsa_linear){w2 + l * d * ff, NULL, c.hidden_dim, c.dim, false};
-        Y->up = (struct lsa_linear){w3 + l * ff * d, NULL, c.dim, c.hidden_dim, false};
+        Y->q = (struct lsa_linear){{.f32 = q}, NULL, c.dim, c.dim, false};
+        Y->k = (struct lsa_linear){{.f32 = k}, NULL, c.dim, (int)kv, false};
+        Y->v = (struct lsa_linear){{.f32 = wv + l * kv * d}, NULL, c.dim, (int)kv, false};
+        Y->o = (struct lsa_linear){{.f32 = wo + l * d * d}, NULL, c.dim, c.dim, false};
+        Y->gate = (struct lsa_linear){{.f32 = w1 + l * ff * d}, NULL, c.dim, c.hidden_dim, false};
+        Y->down = (struct lsa_linear){{.f32 = w2 + l * d * ff}, NULL, c.hidden_dim, c.dim, false};
+        Y->up = (struct lsa_linear){{.f32 = w3 + l * ff * d}, NULL, c.dim, c.hidden_dim, false};
     }
 
     char found[PATH_MAX + 32];

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- resolving names */
 
@@ -137,6 +138,7 @@ int lsa_rope_unpermute(float *w, int n_head, int d_head, size_t row_len)
 
 struct binder {
     struct lsa_model *m;
+    bool lazy;           /* keep F16/BF16 matrices in their stored form */
     char file[PATH_MAX]; /* for messages */
 };
 
@@ -150,8 +152,8 @@ static const struct lsa_st_tensor *find(struct binder *b, const char *name)
     return t;
 }
 
-/* Bind a float32 view of tensor `name` with the expected shape (rank 1 when d1 == 0). */
-static int bind(struct binder *b, const float **out, const char *name, int64_t d0, int64_t d1)
+/* Find tensor `name` and check it has the expected shape (rank 1 when d1 == 0). */
+static int lookup(struct binder *b, const struct lsa_st_tensor **out, const char *name, int64_t d0, int64_t d1)
 {
     const struct lsa_st_tensor *t = find(b, name);
     if (!t) return lsa_err(LSA_EFORMAT, "%s: tensor %s is missing", b->file, name);
@@ -168,17 +170,43 @@ static int bind(struct binder *b, const float **out, const char *name, int64_t d
         return lsa_err(LSA_EFORMAT, "%s: tensor %s has shape [%s], config says [%lld]", t->file, name, got,
                        (long long)d0);
     }
-    struct lsa_model *m = b->m;
-    m->n_params += t->n_elem;
+    if (t->dtype != LSA_DT_F32 && t->dtype != LSA_DT_F16 && t->dtype != LSA_DT_BF16)
+        return lsa_err(LSA_EUNSUP, "%s: tensor %s has dtype %s; lsa reads F32, F16 and BF16", t->file, t->name,
+                       t->dtype_name);
+    b->m->n_params += t->n_elem;
+    *out = t;
+    return 0;
+}
+
+/* Bind a float32 view of tensor `name`: in place when it is aligned F32, else widened now. */
+static int bind(struct binder *b, const float **out, const char *name, int64_t d0, int64_t d1)
+{
+    const struct lsa_st_tensor *t;
+    int rc = lookup(b, &t, name, d0, d1);
+    if (rc) return rc;
     if (t->dtype == LSA_DT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
         *out = t->data;
         return 0;
     }
-    float *w = lsa_model_alloc(m, (size_t)t->n_elem);
+    float *w = lsa_model_alloc(b->m, (size_t)t->n_elem);
     if (!w) return lsa_err(LSA_ENOMEM, "%s: out of memory widening %s", t->file, name);
-    int rc = lsa_st_read_f32(t, w);
-    if (rc) return rc;
+    lsa_widen_f32(t->dtype, t->data, (size_t)t->n_elem, w);
     *out = w;
+    return 0;
+}
+
+/* Bind a weight matrix: like bind, except that a lazy model keeps F16/BF16 matrices in the mapping. */
+static int bind_mat(struct binder *b, struct lsa_mat *out, const char *name, int64_t d0, int64_t d1)
+{
+    const struct lsa_st_tensor *t;
+    if (!b->lazy || !find(b, name) || find(b, name)->dtype == LSA_DT_F32) return bind(b, &out->f32, name, d0, d1);
+    int rc = lookup(b, &t, name, d0, d1);
+    if (rc) return rc;
+    out->f32 = NULL;
+    out->raw = t->data;
+    out->dt = t->dtype;
+    b->m->lazy = true;
+    if ((size_t)t->n_elem > b->m->max_lazy) b->m->max_lazy = (size_t)t->n_elem;
     return 0;
 }
 
@@ -201,7 +229,9 @@ static int bind_linear(struct binder *b, struct lsa_linear *l, const char *prefi
     l->n_in = n_in;
     l->n_out = n_out;
     l->in_out = in_out;
-    int rc = bindf(b, &l->w, in_out ? n_in : n_out, in_out ? n_out : n_in, "%s.weight", prefix);
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    int rc = bind_mat(b, &l->w, name, in_out ? n_in : n_out, in_out ? n_out : n_in);
     if (!rc && has_bias) rc = bindf(b, &l->b, n_out, 0, "%s.bias", prefix);
     return rc;
 }
@@ -269,22 +299,30 @@ static int bind_layer(struct binder *b, const struct names *nm, int i)
     return rc;
 }
 
-static int bind_all(struct lsa_model *m)
+static int bind_all(struct lsa_model *m, enum lsa_widen widen)
 {
-    struct binder b = {.m = m};
+    struct binder b = {.m = m, .lazy = widen == LSA_WIDEN_LAZY};
+    if (widen == LSA_WIDEN_AUTO) {
+        /* Widen up front when the float32 copy of the F16/BF16 tensors fits a quarter of the memory; else keep
+         * them mapped and widen one matrix at a time in the forward. */
+        double bytes = 0, budget = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 4;
+        for (size_t i = 0; i < lsa_st_count(m->st); i++)
+            if (lsa_st_at(m->st, i)->dtype != LSA_DT_F32) bytes += 4.0 * (double)lsa_st_at(m->st, i)->n_elem;
+        b.lazy = bytes > budget;
+    }
     snprintf(b.file, sizeof b.file, "%s", lsa_st_path(m->st));
     const struct lsa_arch *a = &m->arch;
     const struct names *nm = a->pos == LSA_POS_LEARNED ? &gpt2_names
                              : a->qkv_layout == LSA_QKV_PER_HEAD ? &neox_names : &llama_names;
     if (!(m->layers = calloc((size_t)a->n_layer, sizeof *m->layers))) return lsa_err(LSA_ENOMEM, "out of memory");
-    int rc = bind(&b, &m->tok_embd, nm->embd, a->n_vocab, a->d_model);
+    int rc = bind_mat(&b, &m->tok_embd, nm->embd, a->n_vocab, a->d_model);
     if (!rc && nm->pos) rc = bind(&b, &m->pos_embd, nm->pos, a->n_ctx, a->d_model);
     for (int i = 0; i < a->n_layer && !rc; i++) rc = bind_layer(&b, nm, i);
     if (!rc) rc = bind_norm(&b, &m->final_norm, nm->final_norm, a->d_model, a->norm_bias);
     if (!rc) {
         /* Some tied checkpoints also store the head; an untied one must. */
         if (a->tied_head) m->head = m->tok_embd;
-        else rc = bind(&b, &m->head, nm->head, a->n_vocab, a->d_model);
+        else rc = bind_mat(&b, &m->head, nm->head, a->n_vocab, a->d_model);
     }
     if (!rc) {
         const struct lsa_st_tensor *t = find(&b, nm->embd);
@@ -321,7 +359,7 @@ static int detect(const char *path, enum source *src)
     return 0;
 }
 
-static int load_hf(struct lsa_model *m)
+static int load_hf(struct lsa_model *m, enum lsa_widen widen)
 {
     char p[PATH_MAX + 32];
     const char *dir = m->path;
@@ -330,7 +368,7 @@ static int load_hf(struct lsa_model *m)
     if (!exists(p)) rc = lsa_err(LSA_EIO, "%s: config.json is missing", dir);
     if (!rc) rc = lsa_arch_from_config(p, &m->arch);
     if (!rc && !(m->st = lsa_st_open(dir))) rc = LSA_EFORMAT;
-    if (!rc) rc = bind_all(m);
+    if (!rc) rc = bind_all(m, widen);
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
     if (!rc && exists(p) && !(m->tok = lsa_tokenizer_load(p))) rc = LSA_EFORMAT;
     if (!rc && m->tok && lsa_tokenizer_n_vocab(m->tok) > m->arch.n_vocab)
@@ -340,7 +378,7 @@ static int load_hf(struct lsa_model *m)
 }
 
 /* Load name; tokenizer (a llama2.c tokenizer.bin) only for .bin checkpoints. */
-static struct lsa_model *load(const char *name, const char *tokenizer)
+static struct lsa_model *load(const char *name, const char *tokenizer, enum lsa_widen widen)
 {
     char path[PATH_MAX];
     enum source src;
@@ -355,7 +393,7 @@ static struct lsa_model *load(const char *name, const char *tokenizer)
         lsa_err(LSA_ENOMEM, "out of memory");
         return NULL;
     }
-    int rc = src == SRC_HF ? load_hf(m) : src == SRC_GGUF ? lsa_gguf_model_load(m) : lsa_llama2c_model_load(m, tokenizer);
+    int rc = src == SRC_HF ? load_hf(m, widen) : src == SRC_GGUF ? lsa_gguf_model_load(m) : lsa_llama2c_model_load(m, tokenizer);
     if (rc) {
         lsa_model_free(m);
         return NULL;
@@ -363,11 +401,31 @@ static struct lsa_model *load(const char *name, const char *tokenizer)
     return m;
 }
 
-struct lsa_model *lsa_model_load(const char *name) { return load(name, NULL); }
+struct lsa_model *lsa_model_load(const char *name) { return load(name, NULL, LSA_WIDEN_AUTO); }
+
+struct lsa_model *lsa_model_load_opts(const char *name, const struct lsa_model_opts *o)
+{
+    return load(name, o->tokenizer, o->widen);
+}
 
 struct lsa_model *lsa_llama2c_load(const char *path, const char *tokenizer_path)
 {
-    return load(path, tokenizer_path);
+    return load(path, tokenizer_path, LSA_WIDEN_AUTO);
+}
+
+bool lsa_model_is_lazy(const struct lsa_model *m) { return m->lazy; }
+
+const float *lsa_mat_f32(const struct lsa_mat *m, size_t n, float *scratch)
+{
+    if (m->f32) return m->f32;
+    lsa_widen_f32(m->dt, m->raw, n, scratch);
+    return scratch;
+}
+
+void lsa_mat_rows(const struct lsa_mat *m, size_t cols, size_t r0, size_t nr, float *out)
+{
+    if (m->f32) memcpy(out, m->f32 + r0 * cols, nr * cols * sizeof *out);
+    else lsa_widen_f32(m->dt, (const char *)m->raw + r0 * cols * 2, nr * cols, out);
 }
 
 void lsa_model_free(struct lsa_model *m)

@@ -9,8 +9,24 @@
 #include "lsa/model.h"
 #include "lsa/safetensors.h"
 
+/*
+ * A weight matrix: float32 (f32 set: in place in the mapping or widened at load), or kept in its stored
+ * F16/BF16 form in the mapping (f32 NULL, raw set) and widened by the forward when used — the memory-saving
+ * path for checkpoints whose float32 copy would not fit (see lsa_model_opts).
+ */
+struct lsa_mat {
+    const float *f32;
+    const void *raw;
+    enum lsa_dtype dt;
+};
+
+/* The matrix as float32: m->f32, or n elements widened into scratch. */
+const float *lsa_mat_f32(const struct lsa_mat *m, size_t n, float *scratch);
+/* Rows r0 .. r0 + nr of a matrix with `cols` columns, widened into out (nr, cols). */
+void lsa_mat_rows(const struct lsa_mat *m, size_t cols, size_t r0, size_t nr, float *out);
+
 struct lsa_linear {
-    const float *w; /* (n_out, n_in), or (n_in, n_out) when in_out */
+    struct lsa_mat w; /* (n_out, n_in), or (n_in, n_out) when in_out */
     const float *b; /* (n_out) or NULL */
     int n_in, n_out;
     bool in_out;
@@ -41,14 +57,16 @@ struct lsa_model {
     void *map;              /* llama2.c source: the mapped .bin, or NULL */
     size_t map_size;
     struct lsa_tokenizer *tok;
-    const float *tok_embd;  /* (n_vocab, d_model) */
+    struct lsa_mat tok_embd; /* (n_vocab, d_model) */
     const float *pos_embd;  /* (n_ctx, d_model) or NULL */
     struct lsa_norm_w final_norm;
-    const float *head;      /* (n_vocab, d_model) */
+    struct lsa_mat head;    /* (n_vocab, d_model) */
     struct lsa_layer_w *layers; /* (n_layer) */
     float **owned;          /* widened copies to free */
     size_t n_owned;
     int64_t n_params;
+    bool lazy;              /* some matrices are kept in their stored dtype */
+    size_t max_lazy;        /* elements of the largest such matrix (the forward's widening scratch) */
 };
 
 /* A float array of n elements that the model owns (freed with it); NULL with LSA_ENOMEM recorded. */

@@ -9,10 +9,10 @@
 #include <math.h>
 #include <string.h>
 
-void lsa_ops_linear(const struct lsa_linear *l, const float *x, int ldx, int n_tok, float *y, int ldy)
+void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy)
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f,
-                x, ldx, l->w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
+                x, ldx, w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
     if (l->b)
         for (int t = 0; t < n_tok; t++) {
             float *row = y + (size_t)t * ldy;
@@ -131,10 +131,9 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
     }
 }
 
-void lsa_ops_logits(const float *head, int n_vocab, int d, const float *h, int n_tok, float *logits)
+void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, n_vocab, d, 1.0f, h, d, head, d, 0.0f, logits,
-                n_vocab);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, n_rows, d, 1.0f, h, d, head, d, 0.0f, logits, ld);
 }
 
 void lsa_ops_add(float *y, const float *x, size_t n)

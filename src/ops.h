@@ -8,8 +8,8 @@
 
 #include "model_impl.h"
 
-/* y (T, n_out; ldy) = x (T, n_in; ldx) · Wᵀ + b */
-void lsa_ops_linear(const struct lsa_linear *l, const float *x, int ldx, int n_tok, float *y, int ldy);
+/* y (T, n_out; ldy) = x (T, n_in; ldx) · Wᵀ + b, with W = w (l->w as float32) laid out as l says */
+void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy);
 /* y (T, d) = norm(x (T, d)) per the arch (RMS or Layer, gemma's 1 + w); x and y may alias. */
 void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const float *x, float *y, int n_tok);
 /* In place over n columns of each of T rows (ld apart). */
@@ -33,8 +33,8 @@ void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
                        float *out, int ld_out, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
                        int window, float *scores);
-/* logits (n_tok, n_vocab) = h (n_tok, d) · headᵀ */
-void lsa_ops_logits(const float *head, int n_vocab, int d, const float *h, int n_tok, float *logits);
+/* logits (n_tok, n_rows; ld) = h (n_tok, d) · headᵀ for n_rows rows of the head (a vocabulary slice) */
+void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld);
 /* y += x over n floats */
 void lsa_ops_add(float *y, const float *x, size_t n);
 

@@ -370,21 +370,29 @@ float lsa_bf16_to_f32(uint16_t h)
     return f;
 }
 
+void lsa_widen_f32(enum lsa_dtype dt, const void *src, size_t n, float *out)
+{
+    const unsigned char *p = src;
+    switch (dt) {
+    case LSA_DT_F32: memcpy(out, p, n * 4); break;
+    case LSA_DT_F16:
+        for (size_t i = 0; i < n; i++) out[i] = lsa_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
+    case LSA_DT_BF16:
+        for (size_t i = 0; i < n; i++) { /* a bf16 is the top half of an f32: a shift, which vectorises */
+            uint32_t bits = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
+            memcpy(out + i, &bits, 4);
+        }
+        break;
+    default: LSA_ASSERT(!"lsa_widen_f32: dtype without a widening");
+    }
+}
+
 int lsa_st_read_f32(const struct lsa_st_tensor *t, float *out)
 {
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case LSA_DT_F32:
-        memcpy(out, p, (size_t)t->n_elem * 4);
-        return 0;
-    case LSA_DT_F16:
-        for (int64_t i = 0; i < t->n_elem; i++) out[i] = lsa_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-        return 0;
-    case LSA_DT_BF16:
-        for (int64_t i = 0; i < t->n_elem; i++) out[i] = lsa_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-        return 0;
-    default:
+    if (t->dtype != LSA_DT_F32 && t->dtype != LSA_DT_F16 && t->dtype != LSA_DT_BF16)
         return lsa_err(LSA_EUNSUP, "%s: tensor %s has dtype %s; lsa reads F32, F16 and BF16", t->file, t->name,
                        t->dtype_name);
-    }
+    lsa_widen_f32(t->dtype, t->data, (size_t)t->n_elem, out);
+    return 0;
 }

@@ -260,18 +260,18 @@ static void test_stories(void)
         n++;                                                                                                       \
         if (memcmp((x), (y), (cnt) * sizeof(float))) bad++;                                                        \
     } while (0)
-    SAME(a->tok_embd, b->tok_embd, 512 * d);
-    SAME(a->head, b->head, 512 * d);
+    SAME(a->tok_embd.f32, b->tok_embd.f32, 512 * d);
+    SAME(a->head.f32, b->head.f32, 512 * d);
     SAME(a->final_norm.w, b->final_norm.w, d);
     for (int l = 0; l < 5; l++) {
         const struct lsa_layer_w *x = &a->layers[l], *y = &b->layers[l];
-        SAME(x->q.w, y->q.w, d * d);
-        SAME(x->k.w, y->k.w, kv * d);
-        SAME(x->v.w, y->v.w, kv * d);
-        SAME(x->o.w, y->o.w, d * d);
-        SAME(x->gate.w, y->gate.w, ff * d);
-        SAME(x->up.w, y->up.w, ff * d);
-        SAME(x->down.w, y->down.w, ff * d);
+        SAME(x->q.w.f32, y->q.w.f32, d * d);
+        SAME(x->k.w.f32, y->k.w.f32, kv * d);
+        SAME(x->v.w.f32, y->v.w.f32, kv * d);
+        SAME(x->o.w.f32, y->o.w.f32, d * d);
+        SAME(x->gate.w.f32, y->gate.w.f32, ff * d);
+        SAME(x->up.w.f32, y->up.w.f32, ff * d);
+        SAME(x->down.w.f32, y->down.w.f32, ff * d);
         SAME(x->attn_norm.w, y->attn_norm.w, d);
         SAME(x->mlp_norm.w, y->mlp_norm.w, d);
     }

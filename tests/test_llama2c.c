@@ -72,18 +72,18 @@ static void test_weights(void)
     CHECK(lsa_model_n_params(a) == 260032, "parameters %lld (want 260032)", (long long)lsa_model_n_params(a));
     size_t d = 64, kv = 32, ff = 172, bad = 0, n = 0;
 #define SAME(x, y, cnt) (n++, bad += memcmp((x), (y), (cnt) * sizeof(float)) != 0)
-    SAME(a->tok_embd, b->tok_embd, 512 * d);
-    SAME(a->head, b->head, 512 * d);
+    SAME(a->tok_embd.f32, b->tok_embd.f32, 512 * d);
+    SAME(a->head.f32, b->head.f32, 512 * d);
     SAME(a->final_norm.w, b->final_norm.w, d);
     for (int l = 0; l < 5; l++) {
         const struct lsa_layer_w *x = &a->layers[l], *y = &b->layers[l];
-        SAME(x->q.w, y->q.w, d * d);
-        SAME(x->k.w, y->k.w, kv * d);
-        SAME(x->v.w, y->v.w, kv * d);
-        SAME(x->o.w, y->o.w, d * d);
-        SAME(x->gate.w, y->gate.w, ff * d);
-        SAME(x->up.w, y->up.w, ff * d);
-        SAME(x->down.w, y->down.w, ff * d);
+        SAME(x->q.w.f32, y->q.w.f32, d * d);
+        SAME(x->k.w.f32, y->k.w.f32, kv * d);
+        SAME(x->v.w.f32, y->v.w.f32, kv * d);
+        SAME(x->o.w.f32, y->o.w.f32, d * d);
+        SAME(x->gate.w.f32, y->gate.w.f32, ff * d);
+        SAME(x->up.w.f32, y->up.w.f32, ff * d);
+        SAME(x->down.w.f32, y->down.w.f32, ff * d);
         SAME(x->attn_norm.w, y->attn_norm.w, d);
         SAME(x->mlp_norm.w, y->mlp_norm.w, d);
     }
@@ -198,7 +198,7 @@ static void test_untied(void)
     struct lsa_model *u = lsa_llama2c_load(path, t_shared("models/stories260K/tok512.bin"));
     struct lsa_model *t = lsa_model_load(t_shared("models/stories260K/stories260K.bin"));
     REQUIRE(u && t, "load untied: %s", lsa_errmsg());
-    CHECK(!lsa_model_arch(u)->tied_head && u->head != u->tok_embd, "negative vocab_size should give an untied head");
+    CHECK(!lsa_model_arch(u)->tied_head && u->head.f32 != u->tok_embd.f32, "negative vocab_size should give an untied head");
     int32_t ids[6] = {1, 403, 407, 261, 378, 11};
     float nu[6], nt[6];
     struct lsa_fwd *fu = lsa_fwd_new(u, 6), *ft = lsa_fwd_new(t, 6);

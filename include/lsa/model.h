@@ -12,8 +12,11 @@
  * transformers 4.x writes it (rope_theta, rope_scaling, partial_rotary_factor, rotary_pct,
  * rotary_emb_base at the top level) and as 5.x does (nested in rope_parameters).
  *
- * Weights are float32 in memory: F32 tensors are used in place from the memory map, F16/BF16 are widened
- * exactly at load. Ownership: lsa_model_load returns a model the caller frees with lsa_model_free (NULL
+ * Also a GGUF file (.gguf, quantized types included) or a llama2.c checkpoint (.bin, with its tokenizer.bin).
+ *
+ * F32 tensors are used in place from the memory map; F16/BF16 ones are widened exactly to float32, at load
+ * or, for checkpoints too big for that, per matrix in the forward (enum lsa_widen). GGUF quantized types
+ * are dequantized at load. Ownership: lsa_model_load returns a model the caller frees with lsa_model_free (NULL
  * ok); pointers borrowed from it (arch, tokenizer, path) live until then.
  */
 #ifndef LSA_MODEL_H
@@ -79,6 +82,22 @@ int lsa_arch_from_config(const char *config_path, struct lsa_arch *arch);
 
 /* Load a model (resolving name as above) with its tokenizer when one is found beside it. */
 struct lsa_model *lsa_model_load(const char *name);
+
+/*
+ * F16/BF16 weights: widened to float32 once at load (EAGER), or kept memory-mapped in their stored dtype
+ * and widened one matrix at a time by the forward (LAZY: resident memory is about the mapped weights plus
+ * one float32 matrix, so a 7-8B bf16 checkpoint runs in 24 GiB). AUTO picks LAZY when the float32 copy
+ * would exceed a quarter of physical memory. Results are identical either way (widening is exact).
+ */
+enum lsa_widen { LSA_WIDEN_AUTO = 0, LSA_WIDEN_EAGER = 1, LSA_WIDEN_LAZY = 2 };
+
+struct lsa_model_opts {
+    const char *tokenizer; /* llama2.c tokenizer.bin; NULL = found beside the model */
+    enum lsa_widen widen;
+};
+
+struct lsa_model *lsa_model_load_opts(const char *name, const struct lsa_model_opts *o);
+bool lsa_model_is_lazy(const struct lsa_model *m);
 void lsa_model_free(struct lsa_model *m);
 
 const struct lsa_arch *lsa_model_arch(const struct lsa_model *m);

@@ -53,6 +53,9 @@ const char *lsa_st_path(const struct lsa_st *st);
 /* Widen t's data to float32 into out (t->n_elem floats). LSA_EUNSUP for dtypes other than F32/F16/BF16. */
 int lsa_st_read_f32(const struct lsa_st_tensor *t, float *out);
 
+/* Widen n stored values of dtype dt (F32, F16 or BF16, little-endian, any alignment) into out. */
+void lsa_widen_f32(enum lsa_dtype dt, const void *src, size_t n, float *out);
+
 float lsa_f16_to_f32(uint16_t h);
 float lsa_bf16_to_f32(uint16_t h);
 

@@ -160,7 +160,7 @@ int lsa_cli_report(int argc, char **argv)
     struct lsa_similarity_result *sim = NULL;
     struct lsa_redundancy_result *red = NULL;
     struct lsa_results *res = NULL;
-    int status = LSA_EXIT_INPUT;
+    int status = LSA_EXIT_INPUT, rc;
     if (!(cap = lsa_capture_read_open(capture))) goto out;
     const struct lsa_capture_info *ci = lsa_capture_read_info(cap);
     if (out) snprintf(dir, sizeof dir, "%s", out);
@@ -179,7 +179,10 @@ int lsa_cli_report(int argc, char **argv)
 
     if (!want_sim) so.cka_max_tokens = 0, so.cka_batch = 0; /* redundancy alone needs no CKA */
     if (lsa_similarity_run(cap, &so, &sim)) goto out;
-    if (want_red && lsa_redundancy_run(sim, &ro, &red)) goto out;
+    if (want_red && (rc = lsa_redundancy_run(sim, &ro, &red))) {
+        lsa_err_wrap(rc, "%s", capture);
+        goto out;
+    }
     struct lsa_results_meta meta = {.capture = capture, .model_path = ci->model_path, .model_type = ci->model_type,
                                     .n_tokens = ci->n_tokens, .command = command, .points = ci->point_names,
                                     .n_points = ci->n_points};
@@ -188,7 +191,7 @@ int lsa_cli_report(int argc, char **argv)
     if (red && lsa_redundancy_save(red, res)) goto out;
     if (figures && want_sim && lsa_similarity_draw(sim, &po, figdir)) goto out;
     if (figures && red && lsa_redundancy_draw(red, &po, figdir)) goto out;
-    int rc = lsa_results_commit(res);
+    rc = lsa_results_commit(res);
     res = NULL;
     if (rc) goto out;
     if (!quiet)
