@@ -149,6 +149,7 @@ static int write_root_attrs(struct lsa_capture *c)
     v = LSA_CAPTURE_VERSION;
     if (!rc) rc = lsa_h5w_attr_int(w, "/", "format_version", v);
     if (!rc) rc = lsa_h5w_attr_str(w, "/", "lsa_version", LSA_VERSION);
+    if (!rc) rc = lsa_h5w_attr_str(w, "/", "lsa_commit", lsa_commit());
     /* absolute, so that a report run from another folder finds the model again */
     char *abs = realpath(lsa_model_path(c->m), NULL);
     if (!rc) rc = lsa_h5w_attr_str(w, "/", "model_path", abs ? abs : lsa_model_path(c->m));

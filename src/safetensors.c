@@ -376,10 +376,14 @@ void lsa_widen_f32(enum lsa_dtype dt, const void *src, size_t n, float *out)
     switch (dt) {
     case LSA_DT_F32: memcpy(out, p, n * 4); break;
     case LSA_DT_F16:
+#pragma omp parallel for if (n > (1u << 20)) schedule(static)
         for (size_t i = 0; i < n; i++) out[i] = lsa_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         break;
     case LSA_DT_BF16:
-        for (size_t i = 0; i < n; i++) { /* a bf16 is the top half of an f32: a shift, which vectorises */
+        /* a bf16 is the top half of an f32: a shift, which vectorises; big matrices (the lazy path widens
+         * every matrix of a 7B model per window) are split across cores */
+#pragma omp parallel for if (n > (1u << 20)) schedule(static)
+        for (size_t i = 0; i < n; i++) {
             uint32_t bits = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
             memcpy(out + i, &bits, 4);
         }

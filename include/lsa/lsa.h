@@ -29,6 +29,9 @@ enum lsa_status {
     LSA_ENUM = -7,     /* NaN or Inf where finite numbers are required */
 };
 
+/* The git commit this lsa was built from ("unknown" outside a checkout). */
+const char *lsa_commit(void);
+
 /* Record a printf-style message and return code, so callers can write `return lsa_err(...)`. */
 int lsa_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prefix the current message with "<prefix>: " (adds context on the way up); returns code. */
