@@ -212,7 +212,7 @@ int lsa_plot_heatmap(struct lsa_plot *p, struct lsa_plot_rect r, const struct ls
             if (annotate) {
                 double lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
                 lsa_plot_color_hex(p, lum < 0.45 ? 0xFFFFFF : 0x000000);
-                snprintf(buf, sizeof buf, "%.*f", dec, v);
+                snprintf(buf, sizeof buf, "%.*f", dec, fabs(v) < 0.5 * pow(10, -dec) ? 0.0 : v); /* no "-0.00" */
                 lsa_plot_text(p, L.x0 + (j + 0.5) * c, L.y0 + (i + 0.5) * c, buf, st->annot, false, 0.5, 0.5, 0);
             }
         }

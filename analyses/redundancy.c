@@ -36,7 +36,7 @@ int lsa_redundancy_run(const struct lsa_similarity_result *sim, const struct lsa
     for (int i = 1; i < P; i++)
         if (sim->point_index[i] != sim->point_index[i - 1] + 1)
             return lsa_err(LSA_EINVAL, "redundancy needs consecutive residual points, but the capture stores %s "
-                           "then %s (captured with --layers?)", sim->names[i - 1], sim->names[i]);
+                           "then %s (captured with --layers?); similarity alone works on any points", sim->names[i - 1], sim->names[i]);
     int L = P - 1, n_sim = sim->n;
     struct lsa_redundancy_result *r = calloc(1, sizeof *r);
     if (!r) return lsa_err(LSA_ENOMEM, "out of memory");
@@ -44,6 +44,7 @@ int lsa_redundancy_run(const struct lsa_similarity_result *sim, const struct lsa
     r->first = (int)sim->point_index[0];
     r->last_token = o->last_token;
     r->n_tokens = sim->n_tokens;
+    r->n_last = sim->n_last;
     r->model = strdup(sim->model);
     r->block_influence = calloc((size_t)L, sizeof(double));
     r->bi_ranking = calloc((size_t)L, sizeof(int64_t));
@@ -136,7 +137,7 @@ int lsa_redundancy_save(const struct lsa_redundancy_result *r, struct lsa_result
 
 struct fig {
     const struct lsa_redundancy_result *r;
-    char subtitle[256];
+    char subtitle[256], subtitle_last[256];
     char (*lab)[16];         /* (L + 2) labels */
     const char **labels;     /* (L + 2): [0] the first point ("emb"), [1 + l] block l */
     const char **nlabels;    /* (L + 2): [n] = "n" */
@@ -168,6 +169,7 @@ static int draw_bi(struct lsa_plot *p, double w, double h, const void *ctx)
 static int draw_best(struct lsa_plot *p, double w, double h, const void *ctx)
 {
     const struct fig *f = ctx;
+    const char *sub = f->r->last_token ? f->subtitle_last : f->subtitle;
     const struct lsa_redundancy_result *r = f->r;
     int L = r->n_blocks;
     /* about five block sizes, spread geometrically from 1 to L - 1 */
@@ -196,7 +198,7 @@ static int draw_best(struct lsa_plot *p, double w, double h, const void *ctx)
                                 .integer_x = true, .mark_label = "minimum"};
     struct lsa_plot_rect rr =
         lsa_plot_title(p, (struct lsa_plot_rect){0, 0, w, h},
-                       r->last_token ? "Best block to drop (last token)" : "Best block to drop (all tokens)", f->subtitle);
+                       r->last_token ? "Best block to drop (last token)" : "Best block to drop (all tokens)", sub);
     return lsa_plot_lines(p, rr, &pl);
 }
 
@@ -277,6 +279,8 @@ int lsa_redundancy_draw(const struct lsa_redundancy_result *r, const struct lsa_
     }
     char cnt[32];
     snprintf(f.subtitle, sizeof f.subtitle, "%s \xc2\xb7 %s tokens", r->model, lsa_plot_fmt_count(r->n_tokens, cnt, sizeof cnt));
+    snprintf(f.subtitle_last, sizeof f.subtitle_last, "%s \xc2\xb7 last tokens of %s sequences", r->model,
+             lsa_plot_fmt_count(r->n_last, cnt, sizeof cnt));
     struct lsa_plot_style st = lsa_plot_style_for(po->size);
     double w = st.width, h = st.slide_h > 0 ? st.slide_h : w * 0.68;
     rc = lsa_plot_save_formats(dir, "block_influence", w, h, po, draw_bi, &f);

@@ -52,7 +52,7 @@ struct lsa_redundancy_result {
     int first;                /* position of the first block (point_index of the first point) */
     bool last_token;
     char *model;
-    int64_t n_tokens;
+    int64_t n_tokens, n_last;  /* tokens; sequences (last tokens) */
     double *block_influence;  /* (L) */
     int64_t *bi_ranking;      /* (L) block positions, most redundant first */
     double *distance;         /* (L - 1, L) */

@@ -313,3 +313,18 @@ int lsa_results_json_num(struct lsa_results *r, const char *key, double value)
     if (r->err) return r->err;
     return json_put(r, key, cJSON_CreateNumber(value));
 }
+
+int lsa_results_json_strs(struct lsa_results *r, const char *key, const char *const *v, int n)
+{
+    if (r->err) return r->err;
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) {
+        cJSON *x = cJSON_CreateString(v[i]);
+        if (!x || !cJSON_AddItemToArray(a, x)) {
+            cJSON_Delete(x);
+            cJSON_Delete(a);
+            a = NULL;
+        }
+    }
+    return json_put(r, key, a);
+}

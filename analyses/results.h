@@ -59,5 +59,6 @@ int lsa_results_attr_f64(struct lsa_results *r, const char *obj, const char *nam
 /* Extra JSON-only values. */
 int lsa_results_json_str(struct lsa_results *r, const char *key, const char *value);
 int lsa_results_json_num(struct lsa_results *r, const char *key, double value);
+int lsa_results_json_strs(struct lsa_results *r, const char *key, const char *const *v, int n);
 
 #endif

@@ -38,7 +38,7 @@ const char *lsa_similarity_point_label(const char *name, char *buf, size_t cap)
     int i;
     if (!strcmp(name, "embed")) snprintf(buf, cap, "emb");
     else if (sscanf(name, "blocks.%d.", &i) == 1) snprintf(buf, cap, "%d", i);
-    else if (!strncmp(name, "ln_final", 8)) snprintf(buf, cap, "final");
+    else if (!strncmp(name, "ln_final", 8)) snprintf(buf, cap, "ln_f");
     else snprintf(buf, cap, "%s", name);
     return buf;
 }
@@ -348,6 +348,7 @@ int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_result
     const char *g = "similarity";
     int n = r->n, rc = lsa_results_attr_strs(res, "/similarity", "points", (const char *const *)r->names, n);
     if (!rc) rc = lsa_results_ivector(res, g, "point_index", n, r->point_index, NULL);
+    if (!rc) rc = lsa_results_json_strs(res, "similarity_points", (const char *const *)r->names, n);
     if (!rc) rc = lsa_results_attr_str(res, "/similarity", "convention",
                                        "points are residuals before the final norm (0 = embed, i + 1 = after "
                                        "executed block i); ln_final.hook_normalized, when listed, is after it");

@@ -40,8 +40,12 @@
  *
  * results.h5: /similarity/{cosine, angular, angular_last, cka_linear, cka_minibatch, resid_norm}
  * (float64) with attributes (definition, n_tokens, batch_size, ...); /similarity has `points`.
- * summary.json: "cosine", "angular" (angular or angular_last as opts.last_token says), "cka_linear",
- * "cka_minibatch" (matrices as lists of rows; null for NaN), "resid_norm" (list), "similarity_points".
+ * summary.json: "cosine", "angular" (angular or angular_last as opts.last_token says; "angular_positions"
+ * says which: "all" | "last"), "cka_linear" (with "cka_linear_tokens"), "cka_minibatch" (with
+ * "cka_minibatch_batch_size") — matrices as lists of rows, rows and columns in the order of
+ * "similarity_points" (the capture's points, plus "ln_final.hook_normalized" last with with_final);
+ * null for NaN or when not computed.
+ * (resid_norm goes to summary.json through redundancy.h.)
  * Figures (figures/): cosine, angular, cka_linear, cka_minibatch heatmaps.
  */
 #ifndef LSA_ANALYSES_SIMILARITY_H
@@ -86,7 +90,7 @@ int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_result
 int lsa_similarity_draw(const struct lsa_similarity_result *r, const struct lsa_plot_opts *po, const char *dir);
 void lsa_similarity_free(struct lsa_similarity_result *r);
 
-/* Short axis label for a point name: "emb", "0".."L-1" (after block i), "final". buf gets it. */
+/* Short axis label for a point name: "emb", "0".."L-1" (after block i), "ln_f" (final norm). */
 const char *lsa_similarity_point_label(const char *name, char *buf, size_t cap);
 
 #endif

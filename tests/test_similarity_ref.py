@@ -188,7 +188,8 @@ def main():
         s2 = run_report(cap, out2, "--no-figures", "--positions", "last", "--final", "--cka-max-tokens", "700",
                         "--cka-batch", "100")
         ref2 = reference(cap, 700, 100, True, True)
-        check(len(s2["cosine"]) == len(s["cosine"]) + 1, "--final adds a row")
+        check(len(s2["cosine"]) == len(s["cosine"]) + 1 and s2["similarity_points"][-1] == "ln_final.hook_normalized"
+              and s2["angular_positions"] == "last", "--final adds a row; --positions last is recorded")
         compare_all("last+final", s2, ref2)
 
         # bad input: one line, exit 1, nothing written
