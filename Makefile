@@ -1,13 +1,14 @@
 # Convenience wrapper around CMake. The two commands a newcomer needs:
-#   make demo   install dependencies if missing, build, and run the main job on the default model
+#   make demo   install dependencies if missing, build, capture the demo corpus with the demo model and
+#               write the report to output/demo/
 #   make test   install dependencies if missing, build (normal and ASan+UBSan), run every test
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
-MODEL ?= ../shared/models/tinystories-llama-12L
-TEXT ?= ../shared/data/tinystories-sampled-val.txt
+MODEL ?= models/demo
+CORPUS ?= models/demo/corpus.txt
 
-.PHONY: all deps build build-asan demo test test-asan clean
+.PHONY: all deps build build-asan demo test test-asan bench clean
 
 all: build
 
@@ -24,13 +25,19 @@ build-asan: deps
 
 demo: build
 	$(BUILD)/lsa info $(MODEL)
-	head -n 100 $(TEXT) > $(BUILD)/demo-stories.txt
-	$(BUILD)/lsa capture --model $(MODEL) --lines $(BUILD)/demo-stories.txt --out output/demo.h5
-	$(BUILD)/lsa info output/demo.h5
+	mkdir -p output/demo
+	$(BUILD)/lsa capture --model $(MODEL) --lines $(CORPUS) --out output/demo/capture.h5
+	$(BUILD)/lsa info output/demo/capture.h5
+	$(BUILD)/lsa report output/demo/capture.h5 --out output/demo
 
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	cmake --build $(BUILD) --target benches -j $(JOBS)
+	$(BUILD)/bench/peak
+	bench/forward.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
