@@ -267,6 +267,7 @@ struct axes {
     double px0, px1, py0, py1; /* plot area: left, right, top, bottom */
     double xlo, xhi, ylo, yhi; /* data range (log10 for a log y) */
     bool logy;
+    bool real_x;               /* x ticks at round values instead of at integers */
 };
 
 static double ax_x(const struct axes *a, double x) { return a->px0 + (x - a->xlo) / (a->xhi - a->xlo) * (a->px1 - a->px0); }
@@ -304,6 +305,18 @@ static void draw_axes(struct lsa_plot *p, struct lsa_plot_rect r, struct axes *a
         fmt_num(buf, sizeof buf, yt.v[i], a->logy ? (yt.v[i] < 1 ? yt.decimals : 0) : yt.decimals);
         lsa_plot_color_hex(p, INK);
         lsa_plot_text(p, a->px0 - st->tick * 0.5, y, buf, st->tick, false, 1, 0.5, 0);
+    }
+    if (a->real_x) { /* continuous x (e.g. relative depth): round tick values */
+        struct ticks xt = nice_ticks(a->xlo, a->xhi, 6);
+        for (int i = 0; i < xt.n; i++) {
+            double x = ax_x(a, xt.v[i]);
+            lsa_plot_color_hex(p, GREY);
+            lsa_plot_line(p, x, a->py1, x, a->py1 + st->tick * 0.3, st->lw * 0.6);
+            fmt_num(buf, sizeof buf, xt.v[i], xt.decimals);
+            lsa_plot_color_hex(p, INK);
+            lsa_plot_text(p, x, a->py1 + st->tick * 0.55, buf, st->tick, false, 0.5, 0, 0);
+        }
+        ix_hi = ix_lo - 1; /* no integer ticks */
     }
     /* x ticks at integers, thinned */
     double slot = (a->px1 - a->px0) / (a->xhi - a->xlo), xw[4100];
@@ -444,7 +457,7 @@ int lsa_plot_lines(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_
         r.y += h;
         r.h -= h;
     }
-    struct axes a = {.logy = l->logy};
+    struct axes a = {.logy = l->logy, .real_x = !l->integer_x && xhi - xlo < 20};
     double pad = (xhi - xlo) * 0.03 + (l->integer_x ? 0.3 : 0);
     a.xlo = xlo - pad;
     a.xhi = xhi + pad;
@@ -480,5 +493,160 @@ int lsa_plot_lines(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_
             lsa_plot_marker(p, xs[se->mark], ys[se->mark], st->lw * 3.2, true, st->lw);
         }
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ grouped bars */
+
+int lsa_plot_grouped_bars(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_plot_gbars *g)
+{
+    if (g->n < 1 || g->n_series < 1 || g->n_series > 8) return lsa_err(LSA_EINVAL, "grouped bars: %d groups of %d", g->n, g->n_series);
+    const struct lsa_plot_style *st = lsa_plot_get_style(p);
+    unsigned color[8];
+    int kind[8];
+    for (int s = 0; s < g->n_series; s++) color[s] = g->colors ? g->colors[s] : lsa_plot_palette(s), kind[s] = 0;
+    double h = legend(p, r, g->n_series, g->series, color, kind, true);
+    r.y += h;
+    r.h -= h;
+    double vmax = 0, vmin = 0;
+    for (int i = 0; i < g->n * g->n_series; i++)
+        if (isfinite(g->v[i])) vmax = fmax(vmax, g->v[i]), vmin = fmin(vmin, g->v[i]);
+    if (vmax <= vmin) vmax = vmin + 1;
+    double m = (vmax - vmin) * 0.05;
+    struct axes a = {.xlo = -0.6, .xhi = g->n - 0.4, .ylo = vmin < 0 ? vmin - m : 0, .yhi = vmax + m};
+    draw_axes(p, r, &a, 0, g->n - 1, g->labels, g->labels ? g->n : 0, g->xlabel, g->ylabel);
+    double slot = ax_x(&a, 1) - ax_x(&a, 0), bw = slot * 0.8 / g->n_series;
+    for (int s = 0; s < g->n_series; s++) {
+        lsa_plot_color_hex(p, color[s]);
+        for (int i = 0; i < g->n; i++) {
+            double v = g->v[(size_t)s * g->n + i];
+            if (!isfinite(v)) continue;
+            double x = ax_x(&a, i) - slot * 0.4 + s * bw, y0 = ax_y(&a, 0), y1 = ax_y(&a, v);
+            lsa_plot_fill_rect(p, x + bw * 0.06, fmin(y0, y1), bw * 0.88, fmax(fabs(y1 - y0), st->lw * 0.3));
+        }
+    }
+    if (vmin < 0) {
+        lsa_plot_color_hex(p, GREY);
+        lsa_plot_line(p, a.px0, ax_y(&a, 0), a.px1, ax_y(&a, 0), st->lw * 0.6);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ text grid */
+
+struct tg_layout {
+    double fs;                   /* cell and column-label font size */
+    double cell_w, cell_h, x0, y0;
+    double left, right, top, bottom;
+    double ytick_w, cbar_w, ctw;
+    struct ticks ct;
+};
+
+static void tg_layout(const struct lsa_plot *p, const struct lsa_plot_style *st, const struct lsa_plot_textgrid *g,
+                      struct tg_layout *L)
+{
+    memset(L, 0, sizeof *L);
+    L->fs = st->annot * 1.15;
+    double tw = 0;
+    for (int i = 0; g->text && i < g->rows * g->cols; i++)
+        if (g->text[i]) tw = fmax(tw, lsa_plot_text_width(p, g->text[i], L->fs, g->bold && g->bold[i]));
+    tw = fmax(tw, max_label_w(p, g->bottom_labels, g->cols, L->fs));
+    tw = fmax(tw, max_label_w(p, g->top_labels, g->cols, L->fs));
+    L->cell_w = fmax(tw + L->fs * 0.9, L->fs * 2.6);
+    L->cell_h = L->fs * 2.1;
+    L->ct = nice_ticks(g->vmin, g->vmax, 5);
+    char buf[32];
+    for (int i = 0; i < L->ct.n; i++) {
+        fmt_num(buf, sizeof buf, L->ct.v[i], L->ct.decimals);
+        L->ctw = fmax(L->ctw, lsa_plot_text_width(p, buf, st->tick, false));
+    }
+    L->ytick_w = max_label_w(p, g->row_labels, g->rows, st->tick);
+    L->cbar_w = st->label * 0.95;
+    L->left = (g->ylabel ? st->label * 1.5 : 0) + L->ytick_w + st->tick * 0.45 + st->tick * 0.3;
+    L->right = st->tick * 1.1 + L->cbar_w + st->tick * 0.7 + L->ctw + (g->cbar_label ? st->label * 1.5 : 0);
+    L->top = (g->top_labels ? L->fs * 1.7 : st->tick * 0.4) + (g->top_xlabel ? st->label * 1.4 : 0);
+    L->bottom = (g->bottom_labels ? L->fs * 1.7 : st->tick * 0.4) + (g->xlabel ? st->label * 1.45 : 0) + 1;
+}
+
+void lsa_plot_textgrid_fig_size(const struct lsa_plot_style *st, double min_w, bool subtitle,
+                                const struct lsa_plot_textgrid *g, double *w, double *h)
+{
+    struct tg_layout L;
+    tg_layout(NULL, st, g, &L);
+    double nat = L.left + L.right + L.cell_w * g->cols + st->tick * 0.6;
+    *w = fmax(min_w, ceil(nat));
+    *h = ceil(lsa_plot_title_height(st, subtitle) + L.top + L.bottom + L.cell_h * g->rows + st->tick * 0.5);
+}
+
+int lsa_plot_textgrid(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_plot_textgrid *g)
+{
+    if (g->rows < 1 || g->cols < 1) return lsa_err(LSA_EINVAL, "text grid: empty");
+    const struct lsa_plot_style *st = lsa_plot_get_style(p);
+    struct tg_layout L;
+    tg_layout(p, st, g, &L);
+    double avail_w = r.w - L.left - L.right - st->tick * 0.6, avail_h = r.h - L.top - L.bottom;
+    double cw = fmax(L.cell_w, fmin(avail_w / g->cols, L.cell_w * 1.8));
+    if (cw * g->cols > avail_w) cw = avail_w / g->cols; /* narrower than natural: text may touch */
+    double chh = fmin(avail_h / g->rows, L.cell_h * 1.5);
+    double gw = cw * g->cols, gh = chh * g->rows, span = g->vmax - g->vmin;
+    double x0 = r.x + (r.w - (L.left + gw + L.right)) / 2 + L.left, y0 = r.y + (r.h - (L.top + gh + L.bottom)) / 2 + L.top;
+    for (int i = 0; i < g->rows; i++)
+        for (int j = 0; j < g->cols; j++) {
+            size_t k = (size_t)i * g->cols + j;
+            double v = g->v[k], rgb[3];
+            if (!isfinite(v)) continue;
+            lsa_plot_cmap(g->cmap, span > 0 ? (v - g->vmin) / span : 0.5, rgb);
+            lsa_plot_color(p, rgb[0], rgb[1], rgb[2]);
+            lsa_plot_fill_rect(p, x0 + j * cw, y0 + i * chh, cw + 0.05, chh + 0.05);
+            double lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
+            bool b = g->bold && g->bold[k];
+            lsa_plot_color_hex(p, lum < 0.45 ? 0xFFFFFF : 0x000000);
+            if (b) lsa_plot_stroke_rect(p, x0 + j * cw + st->lw, y0 + i * chh + st->lw, cw - 2 * st->lw, chh - 2 * st->lw, st->lw);
+            if (g->text && g->text[k])
+                lsa_plot_text(p, x0 + (j + 0.5) * cw, y0 + (i + 0.5) * chh, g->text[k], L.fs, b, 0.5, 0.5, 0);
+        }
+    lsa_plot_color_hex(p, GREY);
+    lsa_plot_stroke_rect(p, x0, y0, gw, gh, st->lw * 0.6);
+    for (int j = 1; j < g->cols; j++) lsa_plot_line(p, x0 + j * cw, y0 + gh, x0 + j * cw, y0 + gh + L.fs * 0.35, st->lw * 0.5);
+    lsa_plot_color_hex(p, INK);
+    for (int j = 0; j < g->cols; j++) {
+        if (g->bottom_labels && g->bottom_labels[j])
+            lsa_plot_text(p, x0 + (j + 0.5) * cw, y0 + gh + L.fs * 0.5, g->bottom_labels[j], L.fs, false, 0.5, 0, 0);
+        if (g->top_labels && g->top_labels[j]) {
+            lsa_plot_color_hex(p, 0x666666);
+            lsa_plot_text(p, x0 + (j + 0.5) * cw, y0 - L.fs * 0.5, g->top_labels[j], L.fs, false, 0.5, 1, 0);
+            lsa_plot_color_hex(p, INK);
+        }
+    }
+    int ystep = label_step(st->tick * 1.15, chh);
+    for (int i = 0; i < g->rows; i += ystep)
+        if (g->row_labels && g->row_labels[i])
+            lsa_plot_text(p, x0 - st->tick * 0.45, y0 + (i + 0.5) * chh, g->row_labels[i], st->tick, false, 1, 0.5, 0);
+    if (g->xlabel)
+        lsa_plot_text(p, x0 + gw / 2, y0 + gh + L.fs * 1.7 + st->label * 0.3, g->xlabel, st->label, false, 0.5, 0, 0);
+    if (g->top_xlabel)
+        lsa_plot_text(p, x0 + gw / 2, y0 - (g->top_labels ? L.fs * 1.7 : 0) - st->label * 0.35, g->top_xlabel, st->label,
+                      false, 0.5, 1, 0);
+    if (g->ylabel)
+        lsa_plot_text(p, x0 - L.ytick_w - st->tick * 0.45 - st->label * 0.5, y0 + gh / 2, g->ylabel, st->label, false,
+                      0.5, 1, 90);
+    /* colour bar */
+    double cx = x0 + gw + st->tick * 1.1;
+    lsa_plot_cmap_bar(p, cx, y0, L.cbar_w, gh, g->cmap);
+    lsa_plot_color_hex(p, GREY);
+    lsa_plot_stroke_rect(p, cx, y0, L.cbar_w, gh, st->lw * 0.6);
+    double tx = cx + L.cbar_w, tl = st->tick * 0.35;
+    char buf[32];
+    for (int i = 0; i < L.ct.n; i++) {
+        double y = y0 + gh - (span > 0 ? (L.ct.v[i] - g->vmin) / span : 0.5) * gh;
+        lsa_plot_color_hex(p, GREY);
+        lsa_plot_line(p, tx, y, tx + tl, y, st->lw * 0.6);
+        fmt_num(buf, sizeof buf, L.ct.v[i], L.ct.decimals);
+        lsa_plot_color_hex(p, INK);
+        lsa_plot_text(p, tx + tl + st->tick * 0.35, y, buf, st->tick, false, 0, 0.5, 0);
+    }
+    if (g->cbar_label)
+        lsa_plot_text(p, tx + tl + st->tick * 0.35 + L.ctw + st->label * 0.45, y0 + gh / 2, g->cbar_label, st->label,
+                      false, 0.5, 0, 90);
     return 0;
 }

@@ -14,6 +14,7 @@
 int lsa_cli_info(int argc, char **argv);
 int lsa_cli_run(int argc, char **argv);
 int lsa_cli_capture(int argc, char **argv);
+int lsa_cli_compare(int argc, char **argv);
 int lsa_cli_report(int argc, char **argv);
 /* Read a whole file (or standard input for "-"); malloc'd, NUL-terminated. NULL with an lsa error. */
 char *lsa_cli_slurp(const char *path, size_t *len);

@@ -14,9 +14,11 @@ static const char usage[] =
     "  info MODEL|FILE.h5    a checkpoint (architecture, dims, parameters, dtype, tokenizer) or a capture\n"
     "  capture --model M     stream every layer's activations over a corpus into an HDF5 file\n"
     "  run MODEL [options]   tokenize text, run the forward (with a layer plan), print per-token NLL\n"
-    "  report CAPTURE.h5     layer similarity and redundancy analyses: results.h5, summary.json, figures\n"
+    "  report CAPTURE.h5     analyses of a capture: results.h5, summary.json, figures\n"
+    "  compare SUMMARY...    overlay several reports' per-layer curves by relative depth\n"
     "\n"
-    "MODEL is a Hugging Face model folder or a model id found in the local Hugging Face cache.\n"
+    "MODEL is a Hugging Face model folder, a model id found in the local Hugging Face cache, a GGUF file\n"
+    "or a llama2.c .bin checkpoint.\n"
     "`lsa <command> --help` describes each command.\n";
 
 int lsa_cli_fail(void)
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "info")) return lsa_cli_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run")) return lsa_cli_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "capture")) return lsa_cli_capture(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "compare")) return lsa_cli_compare(argc - 1, argv + 1);
     if (!strcmp(argv[1], "report")) return lsa_cli_report(argc - 1, argv + 1);
     return lsa_cli_usage("unknown command '%s' (see lsa --help)", argv[1]);
 }
