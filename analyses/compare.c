@@ -25,28 +25,6 @@ static const struct spec specs[] = {
     {"robustness", "delete", "Damage of deleting one layer", "\xce\x94 NLL (nats)", true, true},
 };
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lsa_err(LSA_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = cap < (256u << 20) ? realloc(b, (cap *= 2) + 1) : NULL;
-        if (!nb) free(b);
-        b = nb;
-    }
-    fclose(f);
-    if (!b) lsa_err(LSA_EFORMAT, "%s: too large or out of memory", path);
-    else b[n] = 0;
-    return b;
-}
-
 /* The numbers of one curve from one summary into x/y (malloc'd); 0 points when absent. */
 static int extract(const cJSON *root, const struct spec *s, const char *path, double **x, double **y, int *n)
 {
@@ -87,11 +65,9 @@ int lsa_compare_run(const char *const *summaries, const char *const *labels, int
     if (!r) return lsa_err(LSA_ENOMEM, "out of memory");
     r->n_models = n;
     for (int i = 0; i < n && !rc; i++) {
-        char *txt = slurp(summaries[i]);
-        if (!txt) {
-            rc = LSA_EIO;
-            break;
-        }
+        char *txt;
+        size_t len;
+        if ((rc = lsa_read_file(summaries[i], 256u << 20, &txt, &len))) break;
         roots[i] = cJSON_Parse(txt);
         free(txt);
         const cJSON *model = roots[i] ? cJSON_GetObjectItemCaseSensitive(roots[i], "model") : NULL;

@@ -113,31 +113,6 @@ static int parse_rope(const char *path, const cJSON *root, struct lsa_arch *a, d
     return 0;
 }
 
-static int read_text(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return lsa_err(LSA_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        if (cap >= (64u << 20)) {
-            free(buf);
-            fclose(f);
-            return lsa_err(LSA_EFORMAT, "%s: too large for a config file", path);
-        }
-        char *nb = realloc(buf, cap *= 2);
-        if (!nb) free(buf);
-        buf = nb;
-    }
-    fclose(f);
-    if (!buf) return lsa_err(LSA_ENOMEM, "out of memory");
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 static int fill_arch(const char *path, const cJSON *root, struct lsa_arch *a)
 {
     const char *bad = NULL;
@@ -255,7 +230,7 @@ int lsa_arch_from_config(const char *path, struct lsa_arch *arch)
 {
     char *txt = NULL;
     size_t len = 0;
-    int rc = read_text(path, &txt, &len);
+    int rc = lsa_read_file(path, 64u << 20, &txt, &len);
     if (rc) return rc;
     cJSON *root = cJSON_ParseWithLength(txt, len);
     free(txt);

@@ -189,26 +189,6 @@ static int read_shard(struct lsa_st *st, struct shard *sh)
     return rc;
 }
 
-static char *read_small_file(const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        lsa_err(LSA_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max) {
-        free(buf);
-        lsa_err(LSA_EFORMAT, "%s: file too large", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 static int add_shard(struct lsa_st *st, const char *path)
 {
     for (size_t i = 0; i < st->n_shards; i++)
@@ -227,8 +207,9 @@ static int add_shard(struct lsa_st *st, const char *path)
 static int open_index(struct lsa_st *st, const char *index)
 {
     size_t len;
-    char *txt = read_small_file(index, 64u << 20, &len);
-    if (!txt) return LSA_EIO;
+    char *txt;
+    int rc = lsa_read_file(index, 64u << 20, &txt, &len);
+    if (rc) return rc;
     cJSON *root = cJSON_ParseWithLength(txt, len);
     free(txt);
     cJSON *wm = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
@@ -241,7 +222,6 @@ static int open_index(struct lsa_st *st, const char *index)
     char *slash = strrchr(dir, '/');
     if (slash) slash[1] = 0;
     else dir[0] = 0;
-    int rc = 0;
     for (cJSON *e = wm->child; e && rc == 0; e = e->next) {
         if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || strcmp(e->valuestring, "..") == 0) {
             rc = lsa_err(LSA_EFORMAT, "%s: weight_map entry for %s is not a plain file name", index, e->string);

@@ -197,35 +197,11 @@ const struct tk_added *tk_added_by_id(const struct lsa_tokenizer *t, int32_t id)
  * Load / free
  * ================================================================================================ */
 
-/* Whole file into a malloc'd buffer. */
-static int read_file(const char *path, char **data, size_t *len)
-{
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lsa_err(LSA_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct tk_buf b = {0};
-    char chunk[65536];
-    size_t got;
-    int rc = 0;
-    while (rc == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0) rc = tk_buf_put(&b, chunk, got);
-    if (rc == 0 && ferror(f)) rc = lsa_err(LSA_EIO, "%s: read failed: %s", path, strerror(errno));
-    fclose(f);
-    if (rc) {
-        free(b.p);
-        return rc;
-    }
-    if (!b.p && !(b.p = calloc(1, 1))) return lsa_err(LSA_ENOMEM, "tokenizer: out of memory");
-    *data = b.p;
-    *len = b.n;
-    return 0;
-}
-
 static int parse_json(const char *path, cJSON **out)
 {
     char *data;
     size_t len;
-    int rc = read_file(path, &data, &len);
+    int rc = lsa_read_file(path, (size_t)1 << 30, &data, &len);
     if (rc) return rc;
     const char *end = NULL;
     *out = cJSON_ParseWithLengthOpts(data, len, &end, 0);

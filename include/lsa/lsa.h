@@ -9,6 +9,7 @@
 #ifndef LSA_LSA_H
 #define LSA_LSA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,12 @@ enum lsa_status {
     LSA_ETEXT = -6,    /* input text is not valid UTF-8 or cannot be tokenized */
     LSA_ENUM = -7,     /* NaN or Inf where finite numbers are required */
 };
+
+/*
+ * Read a whole file ("-" = standard input) into a malloc'd, NUL-terminated buffer (*len excludes the NUL;
+ * the caller frees *data). Files larger than max bytes are refused with LSA_EFORMAT.
+ */
+int lsa_read_file(const char *path, size_t max, char **data, size_t *len);
 
 /* The git commit this lsa was built from ("unknown" outside a checkout). */
 const char *lsa_commit(void);

@@ -80,8 +80,9 @@ static int feed(struct lsa_capture *cap, const struct input *in, const char *fie
     if (in->kind == IN_PROMPT) return lsa_capture_add(cap, in->arg, strlen(in->arg), "--prompt");
     if (in->kind == IN_TEXT) {
         size_t len;
-        char *text = lsa_cli_slurp(in->arg, &len);
-        if (!text) return LSA_EIO;
+        char *text;
+        int rc0 = lsa_read_file(in->arg, LSA_CLI_TEXT_MAX, &text, &len);
+        if (rc0) return rc0;
         int rc = lsa_capture_add(cap, text, len, in->arg);
         free(text);
         return rc;

@@ -16,8 +16,8 @@ int lsa_cli_run(int argc, char **argv);
 int lsa_cli_capture(int argc, char **argv);
 int lsa_cli_compare(int argc, char **argv);
 int lsa_cli_report(int argc, char **argv);
-/* Read a whole file (or standard input for "-"); malloc'd, NUL-terminated. NULL with an lsa error. */
-char *lsa_cli_slurp(const char *path, size_t *len);
+/* The largest --text document read whole into memory. */
+#define LSA_CLI_TEXT_MAX ((size_t)4 << 30)
 
 /* "lsa: error: <message>" on stderr; returns LSA_EXIT_INPUT. */
 int lsa_cli_fail(void);

@@ -27,34 +27,6 @@ static const char help[] =
     "  --tokenizer FILE    tokenizer.bin of a llama2.c .bin MODEL (default: tokenizer.bin or tok<vocab>.bin beside it)\n"
     "  --quiet             print only the summary line\n";
 
-char *lsa_cli_slurp(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        lsa_err(LSA_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, (cap *= 2) + 1);
-        if (!nb) free(buf);
-        buf = nb;
-    }
-    bool err = ferror(f);
-    if (f != stdin) fclose(f);
-    if (!buf || err) {
-        free(buf);
-        lsa_err(LSA_EIO, "%s: read failed", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 int lsa_cli_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -107,7 +79,7 @@ int lsa_cli_run(int argc, char **argv)
         goto out;
     }
     if (file) {
-        if (!(text = lsa_cli_slurp(file, &len))) goto out;
+        if (lsa_read_file(file, LSA_CLI_TEXT_MAX, &text, &len)) goto out;
     } else {
         len = strlen(prompt);
     }
