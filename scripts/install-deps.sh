@@ -2,8 +2,8 @@
 # Install the Debian 12 packages lsa builds and tests with (as root, or through sudo). Does nothing when
 # they are all present already.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libhdf5-dev hdf5-tools libcairo2-dev libopenblas-dev zlib1g-dev
-      libcjson-dev libpcre2-dev python3-h5py python3-numpy poppler-utils)
+pkgs=(build-essential make cmake pkg-config git libhdf5-dev hdf5-tools libcairo2-dev libopenblas-dev zlib1g-dev
+      libcjson-dev libpcre2-dev python3-h5py python3-numpy poppler-utils fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
