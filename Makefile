@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 MODEL ?= models/demo
 CORPUS ?= models/demo/corpus.txt
 
-.PHONY: all deps build build-asan demo test test-asan bench clean
+.PHONY: all deps build build-asan demo test test-asan bench fuzz clean
 
 all: build
 
@@ -34,10 +34,15 @@ test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (clang, ASan+UBSan) in build-fuzz/, each run FUZZ_SECONDS: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 bench: build
 	cmake --build $(BUILD) --target benches -j $(JOBS)
 	$(BUILD)/bench/peak
 	bench/forward.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -267,6 +267,9 @@ void lsa_plot_cmap_bar(struct lsa_plot *p, double x, double y, double w, double 
 
 /* ------------------------------------------------------------------ files */
 
+struct lsa_plot_doc;
+static const char *doc_caption(const struct lsa_plot_doc *d, const char *stem);
+
 static int surface_error(cairo_surface_t *s, const char *path)
 {
     cairo_status_t st = cairo_surface_status(s);
@@ -329,6 +332,10 @@ int lsa_plot_save_formats(const char *dir, const char *stem, double w, double h,
                           lsa_plot_fn fn, const void *ctx)
 {
     static const char *ext[3] = {"pdf", "png", "svg"};
+    if (o->doc) {
+        int rc = lsa_plot_doc_figure(o->doc, w, h, o->size, fn, ctx, doc_caption(o->doc, stem));
+        if (rc) return rc;
+    }
     for (int i = 0; i < 3; i++) {
         if (!(o->formats & (1u << i))) continue;
         size_t n = strlen(dir) + strlen(stem) + 8;
@@ -355,4 +362,264 @@ int lsa_plot_png_size(const char *path, int *w, int *h)
     }
     cairo_surface_destroy(s);
     return rc;
+}
+
+/* ------------------------------------------------------------------ documents */
+
+#define DOC_W 595.28 /* A4 portrait, points */
+#define DOC_H 841.89
+#define DOC_MARGIN 56.0
+#define DOC_BODY 10.0 /* body text size */
+
+struct lsa_plot_doc {
+    char *path, *tmp, *footer;
+    cairo_surface_t *sf;
+    cairo_t *cr;
+    double y;     /* where the next block goes */
+    int page;     /* pages begun */
+    bool fresh;   /* nothing drawn on the current page yet */
+    const char *(*caption)(void *ctx, const char *stem);
+    void *caption_ctx;
+};
+
+static double doc_text_w(void) { return DOC_W - 2 * DOC_MARGIN; }
+static double doc_bottom(void) { return DOC_H - DOC_MARGIN; }
+
+static void doc_footer(struct lsa_plot_doc *d)
+{
+    struct lsa_plot p = {d->cr, lsa_plot_style_for(LSA_PLOT_DOUBLE)};
+    char buf[64];
+    snprintf(buf, sizeof buf, "%d", d->page);
+    cairo_set_source_rgb(d->cr, 0.45, 0.45, 0.45);
+    lsa_plot_text(&p, DOC_W / 2, DOC_H - DOC_MARGIN / 2, buf, 8.5, false, 0.5, 0.5, 0);
+    if (d->footer) lsa_plot_text(&p, DOC_MARGIN, DOC_H - DOC_MARGIN / 2, d->footer, 8.5, false, 0, 0.5, 0);
+    cairo_set_source_rgb(d->cr, 0, 0, 0);
+}
+
+int lsa_plot_doc_new_page(struct lsa_plot_doc *d)
+{
+    if (d->page > 0) {
+        doc_footer(d);
+        cairo_show_page(d->cr);
+    }
+    d->page++;
+    d->y = DOC_MARGIN;
+    d->fresh = true;
+    return surface_error(d->sf, d->path);
+}
+
+struct lsa_plot_doc *lsa_plot_doc_open(const char *path, const char *footer)
+{
+    struct lsa_plot_doc *d = calloc(1, sizeof *d);
+    size_t n = strlen(path) + 32;
+    if (!d || !(d->path = strdup(path)) || !(d->tmp = malloc(n)) || (footer && !(d->footer = strdup(footer)))) {
+        lsa_plot_doc_abort(d);
+        lsa_err(LSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(d->tmp, n, "%s.partial-%d", path, (int)getpid());
+    d->sf = cairo_pdf_surface_create(d->tmp, DOC_W, DOC_H);
+    if (surface_error(d->sf, path)) {
+        lsa_plot_doc_abort(d);
+        return NULL;
+    }
+    cairo_pdf_surface_set_metadata(d->sf, CAIRO_PDF_METADATA_CREATOR, "lsa " LSA_VERSION);
+    d->cr = cairo_create(d->sf);
+    set_font_options(d->cr);
+    lsa_plot_doc_new_page(d);
+    return d;
+}
+
+void lsa_plot_doc_abort(struct lsa_plot_doc *d)
+{
+    if (!d) return;
+    if (d->cr) cairo_destroy(d->cr);
+    if (d->sf) {
+        cairo_surface_finish(d->sf);
+        cairo_surface_destroy(d->sf);
+    }
+    if (d->tmp) unlink(d->tmp);
+    free(d->path), free(d->tmp), free(d->footer), free(d);
+}
+
+int lsa_plot_doc_close(struct lsa_plot_doc *d)
+{
+    doc_footer(d);
+    cairo_show_page(d->cr);
+    cairo_destroy(d->cr);
+    d->cr = NULL;
+    cairo_surface_finish(d->sf);
+    int rc = surface_error(d->sf, d->path);
+    cairo_surface_destroy(d->sf);
+    d->sf = NULL;
+    if (!rc && rename(d->tmp, d->path) != 0)
+        rc = lsa_err(LSA_EIO, "%s: cannot rename into place: %s", d->path, strerror(errno));
+    if (!rc) {
+        free(d->tmp);
+        d->tmp = NULL;
+    }
+    lsa_plot_doc_abort(d);
+    return rc;
+}
+
+int lsa_plot_doc_pages(const struct lsa_plot_doc *d) { return d->page; }
+
+void lsa_plot_doc_set_captions(struct lsa_plot_doc *d, const char *(*caption)(void *ctx, const char *stem), void *ctx)
+{
+    d->caption = caption;
+    d->caption_ctx = ctx;
+}
+
+/* Make room for a block of height h: a new page when it does not fit below what is there. */
+static int doc_room(struct lsa_plot_doc *d, double h)
+{
+    if (!d->fresh && d->y + h > doc_bottom()) return lsa_plot_doc_new_page(d);
+    return 0;
+}
+
+/* Break text into lines no wider than w at size; calls line(ctx, start, len) for each. Returns the count. */
+static int wrap(const char *text, double w, double size, bool bold, void (*line)(void *, const char *, size_t),
+                void *ctx)
+{
+    int n = 0;
+    const char *s = text;
+    char buf[2048];
+    while (*s) {
+        size_t best = 0, i = 0;
+        while (s[i] && s[i] != '\n') {
+            size_t j = i;
+            while (s[j] && s[j] != ' ' && s[j] != '\n') j++;
+            if (j >= sizeof buf) break;
+            memcpy(buf, s, j);
+            buf[j] = 0;
+            if (best && lsa_plot_text_width(NULL, buf, size, bold) > w) break;
+            best = j;
+            i = s[j] == ' ' ? j + 1 : j;
+        }
+        if (!best) best = strcspn(s, "\n") < sizeof buf ? strcspn(s, "\n") : sizeof buf - 1;
+        if (line) line(ctx, s, best);
+        n++;
+        s += best;
+        while (*s == ' ') s++;
+        if (*s == '\n') s++;
+    }
+    return n;
+}
+
+struct text_ctx {
+    struct lsa_plot_doc *d;
+    double size;
+    bool bold;
+};
+
+static void draw_line(void *ctx, const char *s, size_t n)
+{
+    struct text_ctx *t = ctx;
+    struct lsa_plot p = {t->d->cr, lsa_plot_style_for(LSA_PLOT_DOUBLE)};
+    char buf[2048];
+    memcpy(buf, s, n < sizeof buf ? n : sizeof buf - 1);
+    buf[n < sizeof buf ? n : sizeof buf - 1] = 0;
+    doc_room(t->d, t->size * 1.35);
+    cairo_set_source_rgb(t->d->cr, 0.1, 0.1, 0.1);
+    lsa_plot_text(&p, DOC_MARGIN, t->d->y, buf, t->size, t->bold, 0, 0, 0);
+    t->d->y += t->size * 1.35;
+    t->d->fresh = false;
+}
+
+int lsa_plot_doc_text(struct lsa_plot_doc *d, const char *text, double size, bool bold)
+{
+    struct text_ctx t = {d, size > 0 ? size : DOC_BODY, bold};
+    wrap(text, doc_text_w(), t.size, bold, draw_line, &t);
+    d->y += t.size * 0.5;
+    return surface_error(d->sf, d->path);
+}
+
+int lsa_plot_doc_heading(struct lsa_plot_doc *d, const char *text, int level)
+{
+    int rc = 0;
+    if (level == 0 && !d->fresh) rc = lsa_plot_doc_new_page(d);
+    double size = level == 0 ? 18 : 13;
+    if (!rc) rc = doc_room(d, size * 3);
+    if (!rc && !d->fresh) d->y += size * 0.6;
+    struct text_ctx t = {d, size, true};
+    if (!rc) wrap(text, doc_text_w(), size, true, draw_line, &t);
+    if (!rc) d->y += size * 0.4;
+    return rc ? rc : surface_error(d->sf, d->path);
+}
+
+int lsa_plot_doc_table(struct lsa_plot_doc *d, int rows, int cols, const char *const *cells)
+{
+    if (rows < 1 || cols < 1 || cols > 16) return lsa_err(LSA_EINVAL, "table of %d x %d", rows, cols);
+    double size = 9, rh = size * 1.7, cw[16] = {0}, total = 0;
+    for (int c = 0; c < cols; c++) {
+        for (int r = 0; r < rows; r++) {
+            const char *s = cells[r * cols + c] ? cells[r * cols + c] : "";
+            cw[c] = fmax(cw[c], lsa_plot_text_width(NULL, s, size, r == 0) + size * 1.6);
+        }
+        total += cw[c];
+    }
+    double scale = total > doc_text_w() ? doc_text_w() / total : 1;
+    struct lsa_plot p = {d->cr, lsa_plot_style_for(LSA_PLOT_DOUBLE)};
+    int rc = doc_room(d, rh * (rows < 4 ? rows : 4));
+    for (int r = 0; r < rows && !rc; r++) {
+        if ((rc = doc_room(d, rh))) break;
+        double x = DOC_MARGIN;
+        if (r % 2 == 0 && r > 0) {
+            cairo_set_source_rgb(d->cr, 0.95, 0.95, 0.95);
+            cairo_rectangle(d->cr, DOC_MARGIN, d->y, total * scale, rh);
+            cairo_fill(d->cr);
+        }
+        for (int c = 0; c < cols; c++) {
+            const char *s = cells[r * cols + c] ? cells[r * cols + c] : "";
+            cairo_set_source_rgb(d->cr, 0.1, 0.1, 0.1);
+            lsa_plot_text(&p, x + size * 0.8 * scale, d->y + rh / 2, s, size * scale, r == 0, 0, 0.5, 0);
+            x += cw[c] * scale;
+        }
+        d->y += rh;
+        if (r == 0) {
+            cairo_set_source_rgb(d->cr, 0.3, 0.3, 0.3);
+            cairo_set_line_width(d->cr, 0.6);
+            cairo_move_to(d->cr, DOC_MARGIN, d->y);
+            cairo_line_to(d->cr, DOC_MARGIN + total * scale, d->y);
+            cairo_stroke(d->cr);
+        }
+        d->fresh = false;
+    }
+    d->y += size;
+    return rc ? rc : surface_error(d->sf, d->path);
+}
+
+int lsa_plot_doc_figure(struct lsa_plot_doc *d, double w, double h, enum lsa_plot_size size, lsa_plot_fn fn,
+                        const void *ctx, const char *caption)
+{
+    /* column figures grow to most of the text width, wide ones shrink to it; none taller than a page */
+    double avail = doc_bottom() - DOC_MARGIN - (caption ? 40 : 0);
+    double s = fmin(doc_text_w() * (size == LSA_PLOT_SINGLE ? 0.78 : 1.0) / w, avail / h);
+    double cap_h = 0;
+    if (caption) cap_h = wrap(caption, doc_text_w(), 9, false, NULL, NULL) * 9 * 1.35 + 6;
+    int rc = doc_room(d, h * s + cap_h + 8);
+    if (rc) return rc;
+    cairo_t *cr = d->cr;
+    cairo_save(cr);
+    cairo_translate(cr, DOC_MARGIN + (doc_text_w() - w * s) / 2, d->y);
+    cairo_scale(cr, s, s);
+    cairo_rectangle(cr, 0, 0, w, h);
+    cairo_clip(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    struct lsa_plot p = {cr, lsa_plot_style_for(size)};
+    rc = fn(&p, w, h, ctx);
+    cairo_restore(cr);
+    d->y += h * s + 6;
+    d->fresh = false;
+    if (!rc && caption) {
+        struct text_ctx t = {d, 9, false};
+        wrap(caption, doc_text_w(), 9, false, draw_line, &t);
+    }
+    d->y += 8;
+    return rc ? rc : surface_error(d->sf, d->path);
+}
+
+static const char *doc_caption(const struct lsa_plot_doc *d, const char *stem)
+{
+    return d->caption ? d->caption(d->caption_ctx, stem) : NULL;
 }

@@ -1,8 +1,8 @@
 /*
  * plot.h — publication figures with cairo. plot.c is the only file that includes cairo.h: it owns the
  * surfaces (PDF, PNG, SVG), text (cairo's toy API with DejaVu Sans, unhinted so PNG and PDF lay out
- * alike) and the drawing primitives below; plot_charts.c builds heatmaps, bar charts and line plots from
- * those primitives only.
+ * alike) and the drawing primitives below; plot_charts.c builds heatmaps, bar charts (single and
+ * grouped), line plots and text grids (the logit-lens token grid) from those primitives only.
  *
  * Units: figure points (1/72 in), origin at the top left, y downwards. A PNG is rendered at the
  * requested dpi (pixels = inches x dpi). Size presets: single column 3.5 in wide, double column 7 in,
@@ -25,10 +25,12 @@ enum lsa_plot_size { LSA_PLOT_SINGLE, LSA_PLOT_DOUBLE, LSA_PLOT_SLIDE };
 enum { LSA_PLOT_PDF = 1u << 0, LSA_PLOT_PNG = 1u << 1, LSA_PLOT_SVG = 1u << 2 };
 enum lsa_plot_cmap { LSA_CMAP_VIRIDIS, LSA_CMAP_DIVERGING };
 
+struct lsa_plot_doc;
 struct lsa_plot_opts {
     enum lsa_plot_size size; /* default single */
     double dpi;              /* PNG resolution, default 200 */
     unsigned formats;        /* mask of LSA_PLOT_PDF/PNG/SVG, default PDF | PNG */
+    struct lsa_plot_doc *doc; /* when set, every figure saved is also placed in this document */
 };
 struct lsa_plot_opts lsa_plot_opts_default(void);
 /* "single" | "double" | "slide" */
@@ -123,6 +125,7 @@ struct lsa_plot_bars {
     const char *const *top_text;    /* (n) or NULL: small text above a bar (NULL entries: none) */
     const char *xlabel, *ylabel;
     const char *legend_normal, *legend_highlight; /* legend entries; NULL = no legend */
+    double min_left;                /* at least this room (pt) left of the axes, to align stacked panels; 0 = as needed */
 };
 int lsa_plot_bars(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_plot_bars *b);
 
@@ -143,7 +146,75 @@ struct lsa_plot_lines {
     const char *const *xtick_labels; /* with integer_x: label for x = i (i = 0..n_xtick_labels-1) */
     int n_xtick_labels;
     const char *mark_label;         /* legend entry for the ringed points, NULL = none */
+    double min_left;                /* at least this room (pt) left of the axes, to align stacked panels; 0 = as needed */
 };
 int lsa_plot_lines(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_plot_lines *l);
+
+/* Bars in groups: one group per x position, one bar per series, a legend above. Negative values hang
+ * below zero. */
+struct lsa_plot_gbars {
+    int n, n_series;
+    const double *v;                /* (n_series, n) */
+    const char *const *labels;      /* (n) x tick labels, NULL = the index */
+    const char *const *series;      /* (n_series) legend entries */
+    const unsigned *colors;         /* (n_series) 0xRRGGBB, or NULL for the Okabe-Ito palette */
+    const char *xlabel, *ylabel;
+};
+int lsa_plot_grouped_bars(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_plot_gbars *g);
+
+/*
+ * A grid of text cells, each filled by the colour of its value and labelled with a short text (the
+ * logit-lens token grid): row labels on the left, column labels along the bottom and the top, a colour
+ * bar on the right. Cells are as wide as their widest text (and any column label) needs, and grow to fill
+ * a wider rectangle; text is black or white by the cell's luminance.
+ */
+struct lsa_plot_textgrid {
+    int rows, cols;
+    const double *v;                      /* (rows, cols) colour values; NaN = blank cell */
+    const char *const *text;              /* (rows, cols) cell text; NULL entries = none */
+    const bool *bold;                     /* (rows, cols) or NULL: text drawn bold */
+    const char *const *row_labels;        /* (rows) top to bottom */
+    const char *const *bottom_labels;     /* (cols) or NULL */
+    const char *const *top_labels;        /* (cols) or NULL */
+    const char *xlabel, *top_xlabel, *ylabel, *cbar_label;
+    double vmin, vmax;
+    enum lsa_plot_cmap cmap;
+};
+int lsa_plot_textgrid(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_plot_textgrid *g);
+/* The size (pt) of a figure holding a title block and this grid at its natural cell size, at least min_w
+ * wide (the grid's cells then widen to fill it). */
+void lsa_plot_textgrid_fig_size(const struct lsa_plot_style *st, double min_w, bool subtitle,
+                                const struct lsa_plot_textgrid *g, double *w, double *h);
+
+
+/* ------------------------------------------------------------------ documents (plot.c) */
+
+/*
+ * A multi-page vector PDF (A4 portrait) that content flows into: headings, wrapped text, tables and
+ * figures, each placed below the previous one, a new page started when a block does not fit; page
+ * numbers in the footer. Figures are drawn by the same functions that write the standalone files, scaled
+ * to the text width, so the report and the figure files agree. Written under a temporary name and renamed
+ * by lsa_plot_doc_close; lsa_plot_doc_abort removes it.
+ */
+struct lsa_plot_doc;
+
+struct lsa_plot_doc *lsa_plot_doc_open(const char *path, const char *footer);
+int lsa_plot_doc_close(struct lsa_plot_doc *d);   /* finish, rename, free */
+void lsa_plot_doc_abort(struct lsa_plot_doc *d);  /* remove, free; NULL ok */
+int lsa_plot_doc_pages(const struct lsa_plot_doc *d);
+/* level 0: a section title that starts a new page; 1: a subsection heading */
+int lsa_plot_doc_heading(struct lsa_plot_doc *d, const char *text, int level);
+/* A paragraph wrapped to the text width; size in points (0 = body text). */
+int lsa_plot_doc_text(struct lsa_plot_doc *d, const char *text, double size, bool bold);
+/* A table: cells (rows, cols) row-major, the first row as the header; column widths from the contents. */
+int lsa_plot_doc_table(struct lsa_plot_doc *d, int rows, int cols, const char *const *cells);
+/* A figure of w x h points drawn by fn in a given size preset, scaled to fit, with an optional caption. */
+int lsa_plot_doc_figure(struct lsa_plot_doc *d, double w, double h, enum lsa_plot_size size, lsa_plot_fn fn,
+                        const void *ctx, const char *caption);
+int lsa_plot_doc_new_page(struct lsa_plot_doc *d);
+/* Captions for figures that reach the document through lsa_plot_save_formats (lsa_plot_opts.doc): called
+ * with the figure's stem, returns the caption (NULL = none). */
+void lsa_plot_doc_set_captions(struct lsa_plot_doc *d, const char *(*caption)(void *ctx, const char *stem),
+                               void *ctx);
 
 #endif

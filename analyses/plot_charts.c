@@ -268,6 +268,7 @@ struct axes {
     double xlo, xhi, ylo, yhi; /* data range (log10 for a log y) */
     bool logy;
     bool real_x;               /* x ticks at round values instead of at integers */
+    double min_left;           /* at least this much room left of the plot area (aligns stacked panels) */
 };
 
 static double ax_x(const struct axes *a, double x) { return a->px0 + (x - a->xlo) / (a->xhi - a->xlo) * (a->px1 - a->px0); }
@@ -289,7 +290,7 @@ static void draw_axes(struct lsa_plot *p, struct lsa_plot_rect r, struct axes *a
         fmt_num(buf, sizeof buf, yt.v[i], a->logy ? (yt.v[i] < 1 ? yt.decimals : 0) : yt.decimals);
         ytw = fmax(ytw, lsa_plot_text_width(p, buf, st->tick, false));
     }
-    double left = (ylabel ? st->label * 1.5 : 0) + ytw + st->tick * 0.8;
+    double left = fmax(a->min_left, (ylabel ? st->label * 1.5 : 0) + ytw + st->tick * 0.8);
     double bottom = st->tick * (0.55 + CAP) + (xlabel ? st->label * 1.45 : 0) + 1;
     a->px0 = r.x + left;
     a->px1 = r.x + r.w - st->tick * 0.8;
@@ -413,7 +414,8 @@ int lsa_plot_bars(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_p
         if (isfinite(b->v[i])) vmax = fmax(vmax, b->v[i]), vmin = fmin(vmin, b->v[i]);
     if (vmax <= vmin) vmax = vmin + 1;
     /* headroom for the text above bars */
-    struct axes a = {.xlo = -0.6, .xhi = b->n - 0.4, .ylo = vmin, .yhi = vmax * (b->top_text ? 1.16 : 1.05)};
+    struct axes a = {.xlo = -0.6, .xhi = b->n - 0.4, .ylo = vmin, .yhi = vmax * (b->top_text ? 1.16 : 1.05),
+                     .min_left = b->min_left};
     draw_axes(p, r, &a, 0, b->n - 1, b->labels, b->n, b->xlabel, b->ylabel);
     double bw = (ax_x(&a, 1) - ax_x(&a, 0)) * 0.72;
     double tw = max_label_w(p, b->top_text, b->n, st->annot);
@@ -457,7 +459,7 @@ int lsa_plot_lines(struct lsa_plot *p, struct lsa_plot_rect r, const struct lsa_
         r.y += h;
         r.h -= h;
     }
-    struct axes a = {.logy = l->logy, .real_x = !l->integer_x && xhi - xlo < 20};
+    struct axes a = {.logy = l->logy, .real_x = !l->integer_x && xhi - xlo < 20, .min_left = l->min_left};
     double pad = (xhi - xlo) * 0.03 + (l->integer_x ? 0.3 : 0);
     a.xlo = xlo - pad;
     a.xhi = xhi + pad;
@@ -546,13 +548,13 @@ static void tg_layout(const struct lsa_plot *p, const struct lsa_plot_style *st,
                       struct tg_layout *L)
 {
     memset(L, 0, sizeof *L);
-    L->fs = st->annot * 1.15;
+    L->fs = st->annot * 1.05;
     double tw = 0;
     for (int i = 0; g->text && i < g->rows * g->cols; i++)
         if (g->text[i]) tw = fmax(tw, lsa_plot_text_width(p, g->text[i], L->fs, g->bold && g->bold[i]));
     tw = fmax(tw, max_label_w(p, g->bottom_labels, g->cols, L->fs));
     tw = fmax(tw, max_label_w(p, g->top_labels, g->cols, L->fs));
-    L->cell_w = fmax(tw + L->fs * 0.9, L->fs * 2.6);
+    L->cell_w = fmax(tw + L->fs * 0.7, L->fs * 2.6);
     L->cell_h = L->fs * 2.1;
     L->ct = nice_ticks(g->vmin, g->vmax, 5);
     char buf[32];
@@ -562,7 +564,7 @@ static void tg_layout(const struct lsa_plot *p, const struct lsa_plot_style *st,
     }
     L->ytick_w = max_label_w(p, g->row_labels, g->rows, st->tick);
     L->cbar_w = st->label * 0.95;
-    L->left = (g->ylabel ? st->label * 1.5 : 0) + L->ytick_w + st->tick * 0.45 + st->tick * 0.3;
+    L->left = (g->ylabel ? st->label * 1.5 : 0) + L->ytick_w + st->tick * 0.45 + st->tick * 0.15;
     L->right = st->tick * 1.1 + L->cbar_w + st->tick * 0.7 + L->ctw + (g->cbar_label ? st->label * 1.5 : 0);
     L->top = (g->top_labels ? L->fs * 1.7 : st->tick * 0.4) + (g->top_xlabel ? st->label * 1.4 : 0);
     L->bottom = (g->bottom_labels ? L->fs * 1.7 : st->tick * 0.4) + (g->xlabel ? st->label * 1.45 : 0) + 1;
@@ -573,7 +575,7 @@ void lsa_plot_textgrid_fig_size(const struct lsa_plot_style *st, double min_w, b
 {
     struct tg_layout L;
     tg_layout(NULL, st, g, &L);
-    double nat = L.left + L.right + L.cell_w * g->cols + st->tick * 0.6;
+    double nat = L.left + L.right + L.cell_w * g->cols + st->tick * 0.3;
     *w = fmax(min_w, ceil(nat));
     *h = ceil(lsa_plot_title_height(st, subtitle) + L.top + L.bottom + L.cell_h * g->rows + st->tick * 0.5);
 }
@@ -584,7 +586,7 @@ int lsa_plot_textgrid(struct lsa_plot *p, struct lsa_plot_rect r, const struct l
     const struct lsa_plot_style *st = lsa_plot_get_style(p);
     struct tg_layout L;
     tg_layout(p, st, g, &L);
-    double avail_w = r.w - L.left - L.right - st->tick * 0.6, avail_h = r.h - L.top - L.bottom;
+    double avail_w = r.w - L.left - L.right - st->tick * 0.3, avail_h = r.h - L.top - L.bottom;
     double cw = fmax(L.cell_w, fmin(avail_w / g->cols, L.cell_w * 1.8));
     if (cw * g->cols > avail_w) cw = avail_w / g->cols; /* narrower than natural: text may touch */
     double chh = fmin(avail_h / g->rows, L.cell_h * 1.5);
@@ -601,7 +603,6 @@ int lsa_plot_textgrid(struct lsa_plot *p, struct lsa_plot_rect r, const struct l
             double lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
             bool b = g->bold && g->bold[k];
             lsa_plot_color_hex(p, lum < 0.45 ? 0xFFFFFF : 0x000000);
-            if (b) lsa_plot_stroke_rect(p, x0 + j * cw + st->lw, y0 + i * chh + st->lw, cw - 2 * st->lw, chh - 2 * st->lw, st->lw);
             if (g->text && g->text[k])
                 lsa_plot_text(p, x0 + (j + 0.5) * cw, y0 + (i + 0.5) * chh, g->text[k], L.fs, b, 0.5, 0.5, 0);
         }

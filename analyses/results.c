@@ -167,11 +167,39 @@ static cJSON *json_numbers(const double *v, int n)
     return a;
 }
 
+/* Put item at key, a dotted path ("logit_lens.kl_to_final"): intermediate objects are created on the
+ * way (or replace a non-object found there), and an item already at the last name is replaced. */
 static int json_put(struct lsa_results *r, const char *key, cJSON *item)
 {
     if (!item) return nomem(r);
-    cJSON_DeleteItemFromObjectCaseSensitive(r->json, key);
-    if (!cJSON_AddItemToObject(r->json, key, item)) {
+    cJSON *obj = r->json;
+    char name[256];
+    const char *k = key, *dot;
+    while ((dot = strchr(k, '.')) != NULL) {
+        size_t n = (size_t)(dot - k);
+        if (n == 0 || n >= sizeof name) {
+            cJSON_Delete(item);
+            return fail(r, lsa_err(LSA_EINVAL, "summary.json key '%s': empty or too long component", key));
+        }
+        memcpy(name, k, n);
+        name[n] = 0;
+        cJSON *next = cJSON_GetObjectItemCaseSensitive(obj, name);
+        if (!cJSON_IsObject(next)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+            if (!(next = cJSON_AddObjectToObject(obj, name))) {
+                cJSON_Delete(item);
+                return nomem(r);
+            }
+        }
+        obj = next;
+        k = dot + 1;
+    }
+    if (!*k) {
+        cJSON_Delete(item);
+        return fail(r, lsa_err(LSA_EINVAL, "summary.json key '%s' ends with a dot", key));
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, k);
+    if (!cJSON_AddItemToObject(obj, k, item)) {
         cJSON_Delete(item);
         return nomem(r);
     }
@@ -239,6 +267,25 @@ int lsa_results_ivector(struct lsa_results *r, const char *group, const char *na
     return json_put(r, json_key, a);
 }
 
+/* rows objects {str_col: strs[i] (when str_col), cols[j]: v[i][j]...}; NULL when out of memory. */
+static cJSON *json_records(int rows, int n_cols, const char *const *cols, const double *v, const char *str_col,
+                           const char *const *strs)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < rows; i++) {
+        cJSON *o = cJSON_CreateObject();
+        bool ok = o && cJSON_AddItemToArray(a, o);
+        if (!ok) cJSON_Delete(o);
+        if (ok && str_col) ok = cJSON_AddStringToObject(o, str_col, strs[i] ? strs[i] : "");
+        for (int j = 0; ok && j < n_cols; j++) ok = cJSON_AddNumberToObject(o, cols[j], v[(size_t)i * n_cols + j]);
+        if (!ok) {
+            cJSON_Delete(a);
+            a = NULL;
+        }
+    }
+    return a;
+}
+
 int lsa_results_table(struct lsa_results *r, const char *group, const char *name, int rows, int n_cols,
                       const char *const *cols, const double *v, const char *json_key)
 {
@@ -249,18 +296,26 @@ int lsa_results_table(struct lsa_results *r, const char *group, const char *name
     if (!rc) rc = lsa_results_attr_strs(r, full, "columns", cols, n_cols);
     free(full);
     if (rc || !json_key) return rc;
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < rows; i++) {
-        cJSON *o = cJSON_CreateObject();
-        bool ok = o && cJSON_AddItemToArray(a, o);
-        if (!ok) cJSON_Delete(o);
-        for (int j = 0; ok && j < n_cols; j++) ok = cJSON_AddNumberToObject(o, cols[j], v[(size_t)i * n_cols + j]);
-        if (!ok) {
-            cJSON_Delete(a);
-            a = NULL;
-        }
-    }
-    return json_put(r, json_key, a);
+    return json_put(r, json_key, json_records(rows, n_cols, cols, v, NULL, NULL));
+}
+
+int lsa_results_imatrix(struct lsa_results *r, const char *group, const char *name, int rows, int cols,
+                        const int64_t *v)
+{
+    if (r->err) return r->err;
+    char *full = dset_name(group, name);
+    if (!full) return nomem(r);
+    int64_t dims[2] = {rows, cols};
+    int rc = lsa_h5w_array_i64(r->w, full, 2, dims, v);
+    free(full);
+    return rc ? fail(r, rc) : 0;
+}
+
+int lsa_results_json_records(struct lsa_results *r, const char *key, int rows, int n_cols, const char *const *cols,
+                             const double *v, const char *str_col, const char *const *strs)
+{
+    if (r->err) return r->err;
+    return json_put(r, key, json_records(rows, n_cols, cols, v, str_col, strs));
 }
 
 /* Attributes may go on a group before any dataset made it: create a top-level group on demand. */

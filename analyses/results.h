@@ -1,6 +1,6 @@
 /*
  * results.h — where analyses put their numbers: DIR/results.h5 (one group per analysis) and
- * DIR/summary.json (flat keys, a public interface: docs and the analysis headers list them).
+ * DIR/summary.json (a public interface: docs/summary-keys.md and the analysis headers list the keys).
  *
  * results.h5 layout: root attributes lsa_version, capture (path), model_path, model_type, n_tokens,
  * created (ISO 8601 UTC), command; then /<analysis>/<dataset> float64 / int64 arrays, with attributes
@@ -41,6 +41,9 @@ void lsa_results_abort(struct lsa_results *r);
 /*
  * Each writes /group/name into results.h5 and, when json_key is not NULL, the same numbers into
  * summary.json under json_key (a matrix as a list of rows). The first error sticks: later calls return it.
+ * Every json_key (here and below) may be a dotted path, "logit_lens.kl_to_final": the value goes into
+ * nested objects, {"logit_lens": {"kl_to_final": ...}}, created as needed; a flat key is a top-level one.
+ * A value already at that key is replaced.
  */
 int lsa_results_matrix(struct lsa_results *r, const char *group, const char *name, int rows, int cols,
                        const double *v, const char *json_key);
@@ -51,6 +54,9 @@ int lsa_results_ivector(struct lsa_results *r, const char *group, const char *na
 /* A table (rows, n_cols) as a dataset with a `columns` attribute, and in JSON as a list of objects. */
 int lsa_results_table(struct lsa_results *r, const char *group, const char *name, int rows, int n_cols,
                       const char *const *cols, const double *v, const char *json_key);
+/* A whole int64 matrix (rows, cols) into results.h5 only. */
+int lsa_results_imatrix(struct lsa_results *r, const char *group, const char *name, int rows, int cols,
+                        const int64_t *v);
 /* Attributes on a group or dataset of results.h5 (obj like "/similarity" or "/similarity/cosine"). */
 int lsa_results_attr_str(struct lsa_results *r, const char *obj, const char *name, const char *value);
 int lsa_results_attr_strs(struct lsa_results *r, const char *obj, const char *name, const char *const *v, int n);
@@ -60,5 +66,8 @@ int lsa_results_attr_f64(struct lsa_results *r, const char *obj, const char *nam
 int lsa_results_json_str(struct lsa_results *r, const char *key, const char *value);
 int lsa_results_json_num(struct lsa_results *r, const char *key, double value);
 int lsa_results_json_strs(struct lsa_results *r, const char *key, const char *const *v, int n);
+/* JSON only: a list of rows objects {str_col: strs[i], cols[0]: v[i][0], ...}; str_col NULL = numbers only. */
+int lsa_results_json_records(struct lsa_results *r, const char *key, int rows, int n_cols, const char *const *cols,
+                             const double *v, const char *str_col, const char *const *strs);
 
 #endif

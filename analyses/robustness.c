@@ -1,5 +1,6 @@
 /*
- * robustness.c — layer delete / swap / rearrangement sweeps (definitions in robustness.h).
+ * robustness.c — layer delete / swap / rearrangement sweeps (definitions in robustness.h), their
+ * results, and the token windows they run on. Figures are in robustness_draw.c. No printing.
  *
  * Two passes over the windows: the first runs the intact model to rank layers (Block Influence) and find
  * the most redundant blocks (angular distance) for the removal curves; the second runs, per window, the
@@ -7,6 +8,8 @@
  * resuming each from the intact residual where its plan departs from the intact one.
  */
 #include "robustness.h"
+
+#include "lsa/h5.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -175,15 +178,39 @@ static void score(struct window_state *w, const int32_t *ids, int T, struct vari
     }
 }
 
+static char *base_name(const char *path)
+{
+    const char *e = path + strlen(path);
+    while (e > path && e[-1] == '/') e--;
+    const char *b = e;
+    while (b > path && b[-1] != '/') b--;
+    return strndup(b, (size_t)(e - b));
+}
+
 int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64_t *offsets, int n_seq,
-                   const struct lsa_robust_opts *o, struct lsa_robust_result *out)
+                   const struct lsa_robust_opts *o, struct lsa_robust_result **outp)
 {
     const struct lsa_arch *a = lsa_model_arch(m);
     int L = a->n_layer, d = a->d_model, V = a->n_vocab, P = L + 1, rc = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    memset(out, 0, sizeof *out);
+    *outp = NULL;
+    if (o->bi_order) { /* a permutation of the layers */
+        char *seen = calloc((size_t)L + 1, 1);
+        if (!seen) return lsa_err(LSA_ENOMEM, "out of memory");
+        for (int i = 0; i < L && !rc; i++) {
+            if (o->bi_order[i] < 0 || o->bi_order[i] >= L || seen[o->bi_order[i]])
+                rc = lsa_err(LSA_EINVAL, "robustness: the given BI order is not a permutation of the %d layers "
+                             "(entry %d is %d)", L, i, o->bi_order[i]);
+            else seen[o->bi_order[i]] = 1;
+        }
+        free(seen);
+        if (rc) return rc;
+    }
+    struct lsa_robust_result *out = calloc(1, sizeof *out);
+    if (!out) return lsa_err(LSA_ENOMEM, "out of memory");
     out->n_layer = L;
+    out->random_seeds = o->random_seeds;
 
     /* windows to use, cut at max_tokens */
     int n_win = 0, max_T = 0;
@@ -197,7 +224,14 @@ int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64
         used += len;
         max_T = len > max_T ? (int)len : max_T;
     }
-    if (!n_win) return lsa_err(LSA_EINVAL, "robustness: no window has two tokens or more");
+    if (!n_win) {
+        free(out);
+        return lsa_err(LSA_EINVAL, "robustness: no window has two tokens or more");
+    }
+    out->n_tokens = used;
+    for (int s = 0; s < n_win; s++) out->n_windows += offsets[s + 1] - offsets[s] >= 2;
+    out->model = base_name(lsa_model_path(m));
+    out->bi_order_source = strdup(o->bi_order ? (o->bi_order_source ? o->bi_order_source : "given") : "these windows");
     struct lsa_fwd *f = lsa_fwd_new(m, max_T);
     struct sweep sw = {0};
     struct rank_acc r = {.P = P, .d = d};
@@ -214,8 +248,8 @@ int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64
     w.logp = malloc(sizeof(float) * (size_t)max_T * V);
     w.lg = malloc(sizeof(float) * (size_t)max_T * V);
     w.top = malloc(sizeof(int32_t) * (size_t)max_T);
-    if (!f || !intact || !out->del || !out->swap || !out->bi || !out->bi_order || !out->block_start || !r.pts ||
-        !r.bi || !r.ang || !w.logp || !w.lg || !w.top) {
+    if (!f || !intact || !out->model || !out->bi_order_source || !out->del || !out->swap || !out->bi ||
+        !out->bi_order || !out->block_start || !r.pts || !r.bi || !r.ang || !w.logp || !w.lg || !w.top) {
         rc = lsa_err(LSA_ENOMEM, "robustness: out of memory for windows of %d tokens", max_T);
         goto out;
     }
@@ -236,6 +270,7 @@ int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64
         out->bi_order[l] = l;
     }
     qsort_r(out->bi_order, (size_t)L, sizeof(int), cmp_by_key, out->bi);
+    if (o->bi_order) memcpy(out->bi_order, o->bi_order, sizeof(int) * (size_t)L);
     for (int k = 1; k < L; k++) {
         double best = INFINITY;
         for (int l = 0; l + k < P; l++) {
@@ -278,7 +313,8 @@ int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64
         out->curve_block = calloc((size_t)L, sizeof(double));
         out->curve_random = calloc((size_t)L, sizeof(double));
         perm = malloc(sizeof(int) * 2 * (size_t)L);
-        if (!out->curve_bi || !out->curve_block || !out->curve_random || !perm) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        if (!out->curve_bi || !out->curve_block || !out->curve_random || !perm)
+            rc = lsa_err(LSA_ENOMEM, "out of memory");
         for (int k = 1; k < L && !rc; k++) {
             int *blk = perm + L;
             for (int j = 0; j < k; j++) blk[j] = out->block_start[k] + j;
@@ -326,7 +362,7 @@ int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64
 
     /* pass 2 */
     double base_nll = 0;
-    int64_t n_pred = 0, done = 0, total = (int64_t)n_win * sw.n;
+    int64_t n_pred = 0, done = 0, total = (int64_t)out->n_windows * sw.n;
     remaining = used;
     for (int s = 0; s < n_win && !rc; s++) {
         int T = (int)(offsets[s + 1] - offsets[s]);
@@ -380,14 +416,246 @@ out:
     lsa_plan_free(intact);
     lsa_fwd_free(f);
     if (rc) lsa_robust_free(out);
+    else *outp = out;
     return rc;
 }
 
 void lsa_robust_free(struct lsa_robust_result *r)
 {
     if (!r) return;
+    free(r->model), free(r->bi_order_source);
     free(r->del), free(r->swap), free(r->drop_attn), free(r->drop_mlp), free(r->swap_all);
     free(r->curve_bi), free(r->curve_block), free(r->curve_random);
     free(r->bi_order), free(r->bi), free(r->block_start), free(r->painters);
-    memset(r, 0, sizeof *r);
+    free(r);
+}
+
+/* ---------------------------------------------------------------- results */
+
+static int save_metrics(struct lsa_results *res, const char *name, const char *key, int n, bool pairs, const int *ii,
+                        const struct lsa_robust_metrics *m, double base)
+{
+    static const char *cols_del[4] = {"layer", "nll", "kl", "top1"};
+    static const char *cols_pair[5] = {"i", "j", "nll", "kl", "top1"};
+    int nc = pairs ? 5 : 4;
+    double *t = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1) * nc);
+    if (!t) return lsa_err(LSA_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        double *row = t + (size_t)i * nc;
+        int k = 0;
+        row[k++] = ii ? ii[2 * i] : i;
+        if (pairs) row[k++] = ii ? ii[2 * i + 1] : i + 1;
+        row[k++] = m[i].nll, row[k++] = m[i].kl, row[k++] = m[i].top1;
+    }
+    int rc = lsa_results_table(res, "robustness", name, n, nc, pairs ? cols_pair : cols_del, t, key);
+    free(t);
+    char obj[64];
+    snprintf(obj, sizeof obj, "/robustness/%s", name);
+    if (!rc) rc = lsa_results_attr_f64(res, obj, "baseline_nll", base);
+    return rc;
+}
+
+static int save_curve(struct lsa_results *res, const char *name, const char *key, int L, const double *v)
+{
+    static const char *cols[2] = {"k", "nll"};
+    double *t = malloc(sizeof(double) * (size_t)L * 2);
+    if (!t) return lsa_err(LSA_ENOMEM, "out of memory");
+    for (int k = 0; k < L; k++) t[2 * k] = k, t[2 * k + 1] = v[k];
+    int rc = lsa_results_table(res, "robustness", name, L, 2, cols, t, key);
+    free(t);
+    return rc;
+}
+
+int lsa_robust_save(const struct lsa_robust_result *r, struct lsa_results *res)
+{
+    const char *g = "robustness";
+    int L = r->n_layer, rc;
+    rc = lsa_results_attr_str(res, "/robustness", "definition",
+                              "each variant re-runs the model on the same windows; nll = mean -log p(next token), "
+                              "kl = mean KL(p_intact || p_variant), top1 = fraction with the intact argmax");
+    if (!rc) rc = lsa_results_attr_f64(res, "/robustness", "baseline_nll", r->baseline_nll);
+    if (!rc) rc = lsa_results_attr_int(res, "/robustness", "n_tokens", r->n_tokens);
+    if (!rc) rc = lsa_results_attr_int(res, "/robustness", "n_predicted", r->n_predicted);
+    if (!rc) rc = lsa_results_attr_int(res, "/robustness", "n_windows", r->n_windows);
+    if (!rc) rc = lsa_results_json_num(res, "robustness.baseline_nll", r->baseline_nll);
+    if (!rc) rc = lsa_results_json_num(res, "robustness.baseline_ppl", exp(r->baseline_nll));
+    if (!rc) rc = lsa_results_json_num(res, "robustness.n_tokens", (double)r->n_tokens);
+    if (!rc) rc = lsa_results_json_num(res, "robustness.n_windows", r->n_windows);
+    if (!rc) rc = save_metrics(res, "delete", "robustness.delete", L, false, NULL, r->del, r->baseline_nll);
+    if (!rc) rc = save_metrics(res, "swap", "robustness.swap", L - 1, true, NULL, r->swap, r->baseline_nll);
+    if (!rc && r->drop_attn)
+        rc = save_metrics(res, "drop_attn", "robustness.drop_attn", L, false, NULL, r->drop_attn, r->baseline_nll);
+    if (!rc && r->drop_mlp)
+        rc = save_metrics(res, "drop_mlp", "robustness.drop_mlp", L, false, NULL, r->drop_mlp, r->baseline_nll);
+    if (!rc && r->swap_all) {
+        double *nll = malloc(sizeof(double) * (size_t)L * L * 3);
+        if (!nll) return lsa_err(LSA_ENOMEM, "out of memory");
+        double *kl = nll + (size_t)L * L, *top1 = kl + (size_t)L * L;
+        for (int i = 0; i < L * L; i++)
+            nll[i] = r->swap_all[i].nll, kl[i] = r->swap_all[i].kl, top1[i] = r->swap_all[i].top1;
+        rc = lsa_results_matrix(res, g, "swap_all_nll", L, L, nll, "robustness.swap_all");
+        if (!rc) rc = lsa_results_matrix(res, g, "swap_all_kl", L, L, kl, NULL);
+        if (!rc) rc = lsa_results_matrix(res, g, "swap_all_top1", L, L, top1, NULL);
+        if (!rc)
+            rc = lsa_results_attr_str(res, "/robustness/swap_all_nll", "definition",
+                                      "[i][j] = layers i and j exchanged (symmetric; the diagonal: the intact model)");
+        free(nll);
+    }
+    if (!rc && r->curve_bi) {
+        rc = save_curve(res, "removal_bi_order", "robustness.removal_curve.bi_order", L, r->curve_bi);
+        if (!rc) rc = save_curve(res, "removal_best_block", "robustness.removal_curve.best_block", L, r->curve_block);
+        if (!rc && r->random_seeds > 0)
+            rc = save_curve(res, "removal_random", "robustness.removal_curve.random", L, r->curve_random);
+        if (!rc) rc = lsa_results_attr_str(res, "/robustness/removal_bi_order", "definition",
+                                           "nll with the first k layers of bi_order removed");
+        if (!rc) rc = lsa_results_attr_str(res, "/robustness/removal_best_block", "definition",
+                                           "nll with layers block_start[k] .. block_start[k]+k-1 removed");
+        if (!rc && r->random_seeds > 0)
+            rc = lsa_results_attr_str(res, "/robustness/removal_random", "definition",
+                                           "nll with k layers removed in random order, mean over seeds");
+    }
+    int64_t *iv = malloc(sizeof(int64_t) * (size_t)L);
+    if (!iv && !rc) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < L; i++) iv[i] = r->bi_order[i];
+    if (!rc) rc = lsa_results_ivector(res, g, "bi_order", L, iv, "robustness.bi_order");
+    if (!rc) rc = lsa_results_attr_str(res, "/robustness/bi_order", "source", r->bi_order_source);
+    if (!rc) rc = lsa_results_json_str(res, "robustness.bi_order_source", r->bi_order_source);
+    for (int i = 0; !rc && i < L; i++) iv[i] = r->block_start[i];
+    if (!rc) rc = lsa_results_ivector(res, g, "block_start", L, iv, NULL);
+    free(iv);
+    if (!rc) rc = lsa_results_vector(res, g, "bi", L, r->bi, NULL);
+    if (!rc) rc = lsa_results_attr_str(res, "/robustness/bi", "definition",
+                                       "Block Influence 1 - mean cos(x_l, x_l+1) on these windows");
+    if (!rc && r->n_painters > 0) {
+        static const char *cols[3] = {"nll", "kl", "top1"};
+        double t[3 * 8];
+        const char *names[8], *plans[8];
+        int n = r->n_painters < 8 ? r->n_painters : 8;
+        for (int i = 0; i < n; i++) {
+            t[3 * i] = r->painters[i].m.nll, t[3 * i + 1] = r->painters[i].m.kl, t[3 * i + 2] = r->painters[i].m.top1;
+            names[i] = r->painters[i].name, plans[i] = r->painters[i].plan;
+        }
+        rc = lsa_results_table(res, g, "painters", n, 3, cols, t, NULL);
+        if (!rc) rc = lsa_results_attr_strs(res, "/robustness/painters", "names", names, n);
+        if (!rc) rc = lsa_results_attr_strs(res, "/robustness/painters", "plans", plans, n);
+        if (!rc) rc = lsa_results_json_records(res, "robustness.painters", n, 3, cols, t, "name", names);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- windows */
+
+void lsa_robust_windows_free(struct lsa_robust_windows *w)
+{
+    if (!w) return;
+    free(w->tokens), free(w->offsets), free(w);
+}
+
+struct lsa_robust_windows *lsa_robust_windows_new(void)
+{
+    struct lsa_robust_windows *w = calloc(1, sizeof *w);
+    if (w && !(w->offsets = calloc(1, sizeof *w->offsets))) {
+        free(w);
+        w = NULL;
+    }
+    if (!w) lsa_err(LSA_ENOMEM, "out of memory");
+    return w;
+}
+
+/* Append one window of n ids. */
+static int push(struct lsa_robust_windows *w, const int32_t *ids, int64_t n)
+{
+    if (w->n_tokens + n > w->cap_tok) {
+        int64_t cap = w->cap_tok ? 2 * w->cap_tok : 4096;
+        while (cap < w->n_tokens + n) cap *= 2;
+        int32_t *t = realloc(w->tokens, sizeof(int32_t) * (size_t)cap);
+        if (!t) return lsa_err(LSA_ENOMEM, "out of memory");
+        w->tokens = t, w->cap_tok = cap;
+    }
+    if (w->n_seq + 2 > w->cap_seq) {
+        int cap = w->cap_seq ? 2 * w->cap_seq : 64;
+        int64_t *o = realloc(w->offsets, sizeof(int64_t) * (size_t)cap);
+        if (!o) return lsa_err(LSA_ENOMEM, "out of memory");
+        w->offsets = o, w->cap_seq = cap;
+    }
+    memcpy(w->tokens + w->n_tokens, ids, sizeof(int32_t) * (size_t)n);
+    w->n_tokens += n;
+    w->offsets[++w->n_seq] = w->n_tokens;
+    return 0;
+}
+
+int lsa_robust_windows_add(struct lsa_robust_windows *w, const struct lsa_model *m, const char *text, size_t len,
+                           const char *source, int ctx, int64_t max_tokens)
+{
+    const struct lsa_tokenizer *tok = lsa_model_tokenizer(m);
+    const struct lsa_arch *a = lsa_model_arch(m);
+    if (!tok)
+        return lsa_err(LSA_EINVAL, "%s: the model %s has no tokenizer to read text with", source, lsa_model_path(m));
+    if (max_tokens > 0 && w->n_tokens >= max_tokens) return 0;
+    if (ctx <= 0) ctx = a->n_ctx > 0 && a->n_ctx < 1024 ? a->n_ctx : 1024;
+    bool bos = lsa_tokenizer_adds_bos(tok) && lsa_tokenizer_bos(tok) >= 0;
+    if (ctx < 2 + bos) return lsa_err(LSA_EINVAL, "window of %d tokens is too small", ctx);
+    int32_t *ids = NULL, *win = NULL;
+    size_t n = 0;
+    int rc = lsa_tokenizer_encode(tok, text, len, false, &ids, &n);
+    if (rc) return lsa_err_wrap(rc, "%s", source);
+    int body = ctx - bos;
+    if (n && !(win = malloc(sizeof(int32_t) * (size_t)ctx))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    for (size_t from = 0; !rc && from < n; from += (size_t)body) {
+        size_t k = n - from < (size_t)body ? n - from : (size_t)body;
+        int t = 0;
+        if (bos) win[t++] = lsa_tokenizer_bos(tok);
+        memcpy(win + t, ids + from, sizeof(int32_t) * k);
+        t += (int)k;
+        if (max_tokens > 0 && w->n_tokens + t > max_tokens) t = (int)(max_tokens - w->n_tokens);
+        if (t < 2) break;
+        rc = push(w, win, t);
+        if (max_tokens > 0 && w->n_tokens >= max_tokens) break;
+    }
+    free(win);
+    free(ids);
+    return rc;
+}
+
+struct lsa_robust_windows *lsa_robust_windows_capture(const char *path, int64_t max_tokens)
+{
+    struct lsa_h5 *h = lsa_h5_open(path);
+    if (!h) return NULL;
+    struct lsa_robust_windows *w = lsa_robust_windows_new();
+    int64_t *tok = NULL, *offs = NULL, *order = NULL, *da = NULL, *dm = NULL;
+    size_t nt = 0, no = 0, n_order = 0, n_da = 0, n_dm = 0;
+    int rc = w ? 0 : LSA_ENOMEM;
+    if (!rc && !(rc = lsa_h5_read_i64(h, "/tokens", &tok, &nt))) rc = lsa_h5_read_i64(h, "/seq_offsets", &offs, &no);
+    if (!rc && (no < 2 || offs[0] != 0 || offs[no - 1] != (int64_t)nt))
+        rc = lsa_err(LSA_EFORMAT, "%s: /seq_offsets does not run from 0 to the %zu tokens", path, nt);
+    for (size_t s = 0; !rc && s + 1 < no; s++)
+        if (offs[s + 1] < offs[s]) rc = lsa_err(LSA_EFORMAT, "%s: /seq_offsets decreases at %zu", path, s);
+    int32_t *ids = rc ? NULL : malloc(sizeof(int32_t) * (nt ? nt : 1));
+    if (!rc && !ids) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < nt; i++) {
+        if (tok[i] < 0 || tok[i] > INT32_MAX)
+            rc = lsa_err(LSA_EFORMAT, "%s: token %lld at %zu", path, (long long)tok[i], i);
+        else ids[i] = (int32_t)tok[i];
+    }
+    for (size_t s = 0; !rc && s + 1 < no; s++) {
+        int64_t n = offs[s + 1] - offs[s];
+        if (max_tokens > 0 && w->n_tokens + n > max_tokens) n = max_tokens - w->n_tokens;
+        if (n >= 2) rc = push(w, ids + offs[s], n);
+        if (max_tokens > 0 && w->n_tokens >= max_tokens) break;
+    }
+    /* did the capture run the intact model? (for reusing its block ranking) */
+    if (!rc && !lsa_h5_attr_i64(h, "/", "layer_order", &order, &n_order) &&
+        !lsa_h5_attr_i64(h, "/", "drop_attn", &da, &n_da) && !lsa_h5_attr_i64(h, "/", "drop_mlp", &dm, &n_dm) &&
+        n_da == n_order && n_dm == n_order) {
+        w->identity_plan = true;
+        w->plan_layers = (int)n_order;
+        for (size_t i = 0; i < n_order; i++) w->identity_plan &= order[i] == (int64_t)i && !da[i] && !dm[i];
+    }
+    free(ids), free(tok), free(offs), free(order), free(da), free(dm);
+    lsa_h5_close(h);
+    if (rc) {
+        lsa_robust_windows_free(w);
+        return NULL;
+    }
+    return w;
 }

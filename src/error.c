@@ -1,6 +1,7 @@
 /*
  * error.c — the thread-local last-error message behind lsa_err()/lsa_errmsg().
- * Broken invariants (bugs, not bad input) go through lsa_assert_fail, which aborts.
+ * Broken invariants (bugs, not bad input) go through lsa_assert_fail, which aborts. Control characters in
+ * a message (from names in hostile files) are replaced, so that every message stays one printable line.
  */
 #include "lsa/lsa.h"
 
@@ -11,12 +12,21 @@
 
 static _Thread_local char errbuf[1024];
 
+/* Messages quote names and values read from hostile files: a newline, escape or other control character
+ * in one must not break the one-line message (nor drive the terminal), so those become '?'. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = *s == '\t' ? ' ' : '?';
+}
+
 int lsa_err(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(errbuf, sizeof errbuf, fmt, ap);
     va_end(ap);
+    one_line(errbuf);
     return code;
 }
 
@@ -37,6 +47,7 @@ int lsa_err_wrap(int code, const char *fmt, ...)
         memcpy(errbuf + n + 2, old, len);
         errbuf[n + 2 + len] = 0;
     }
+    one_line(errbuf);
     return code;
 }
 

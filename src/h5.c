@@ -1,13 +1,15 @@
 /*
  * h5.c — reading HDF5 files through the public lsa_h5 API. The only file that includes hdf5.h.
  * HDF5's automatic error printing is turned off once; every failing call becomes an lsa error naming
- * the file and the object. Writing captures lives here too once the capture writer lands.
+ * the file and the object. Writing (captures, results) lives here too.
  */
 #include "lsa/h5.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct lsa_h5 {
     hid_t fid;
@@ -18,6 +20,9 @@ static void silence_hdf5(void)
 {
     static int done;
     if (!done) {
+        /* No library shutdown at exit: after a write failure (disk full) a file may fail to close, and
+         * HDF5 1.10 then crashes closing it again in its atexit handler. lsa closes what it opens. */
+        H5dont_atexit();
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         done = 1;
     }
@@ -225,9 +230,14 @@ int lsa_h5_attr_str(struct lsa_h5 *f, const char *obj, const char *attr, char **
     hid_t a = open_attr(f, obj, attr);
     if (a < 0) return LSA_EFORMAT;
     int rc = 0;
-    hid_t ft = H5Aget_type(a);
+    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
+    hssize_t count = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
     if (H5Tget_class(ft) != H5T_STRING) {
         rc = lsa_err(LSA_EFORMAT, "%s: attribute %s on %s is not a string", f->path, attr, obj);
+    } else if (count != 1) { /* reading an array into one string would overrun it */
+        rc = lsa_err(LSA_EFORMAT, "%s: attribute %s on %s holds %lld values, expected one string", f->path, attr, obj,
+                     (long long)count);
     } else if (H5Tis_variable_str(ft) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
@@ -303,6 +313,18 @@ struct lsa_h5w {
     int err;
 };
 
+/* Why a write failed, when the system said (HDF5's own stack is silenced): ": No space left on device",
+ * ": File too large" (a size limit); else a hint. errno is cleared before the calls that use this. */
+static const char *io_reason(void)
+{
+    static _Thread_local char buf[96];
+    if (errno == ENOSPC || errno == EFBIG || errno == EDQUOT || errno == EIO || errno == EROFS) {
+        snprintf(buf, sizeof buf, ": %s", strerror(errno));
+        return buf;
+    }
+    return " (disk full?)";
+}
+
 static hid_t make_f16(void)
 {
     hid_t t = H5Tcopy(H5T_IEEE_F32LE);
@@ -347,8 +369,10 @@ int lsa_h5w_close(struct lsa_h5w *w)
     }
     free(w->d);
     H5Tclose(w->f16);
-    if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: flush failed (disk full?)", w->path);
-    if (H5Fclose(w->fid) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: close failed (disk full?)", w->path);
+    errno = 0;
+    if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: flush failed%s", w->path, io_reason());
+    errno = 0;
+    if (H5Fclose(w->fid) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: close failed%s", w->path, io_reason());
     free(w->path);
     free(w);
     return rc;
@@ -523,8 +547,9 @@ int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t c
     if (n == 0) return 0;
     if (st[d->grow] + ct[d->grow] > d->dims[d->grow]) {
         d->dims[d->grow] = st[d->grow] + ct[d->grow];
+        errno = 0;
         if (H5Dset_extent(d->id, d->dims) < 0)
-            return fail_w(w, lsa_err(LSA_EIO, "%s: cannot extend dataset %s", w->path, d->name));
+            return fail_w(w, lsa_err(LSA_EIO, "%s: cannot extend dataset %s%s", w->path, d->name, io_reason()));
     }
     if (d->type == LSA_H5_F16) {
         if (d->half_cap < n) {
@@ -539,9 +564,10 @@ int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t c
     }
     hid_t fs = H5Dget_space(d->id), ms = H5Screate_simple(d->rank, ct, NULL);
     int rc = 0;
+    errno = 0;
     if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, NULL, ct, NULL) < 0 ||
         H5Dwrite(d->id, d->memtype, ms, fs, H5P_DEFAULT, data) < 0)
-        rc = fail_w(w, lsa_err(LSA_EIO, "%s: writing dataset %s failed (disk full?)", w->path, d->name));
+        rc = fail_w(w, lsa_err(LSA_EIO, "%s: writing dataset %s failed%s", w->path, d->name, io_reason()));
     H5Sclose(ms);
     H5Sclose(fs);
     return rc;
@@ -765,5 +791,32 @@ int lsa_h5w_group(struct lsa_h5w *w, const char *name)
     H5Pclose(lcpl);
     if (g < 0) return fail_w(w, lsa_err(LSA_EIO, "%s: cannot create group %s", w->path, name));
     H5Gclose(g);
+    return 0;
+}
+
+/* ================================================================== checkpoints (issue 9) */
+
+int lsa_h5w_flush(struct lsa_h5w *w)
+{
+    if (w->err) return w->err;
+    errno = 0;
+    if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0)
+        return fail_w(w, lsa_err(LSA_EIO, "%s: flush failed%s", w->path, io_reason()));
+    /* and onto the disk, so that a crash of the machine (not only of lsa) keeps what was flushed */
+    void *handle = NULL;
+    if (H5Fget_vfd_handle(w->fid, H5P_DEFAULT, &handle) >= 0 && handle && fsync(*(int *)handle) != 0 &&
+        errno != EINVAL && errno != EROFS)
+        return fail_w(w, lsa_err(LSA_EIO, "%s: fsync failed: %s", w->path, strerror(errno)));
+    return 0;
+}
+
+uint16_t lsa_h5_f16_bits(float x) { return f32_to_f16(x); }
+
+int lsa_h5w_renamed(struct lsa_h5w *w, const char *path)
+{
+    char *p = strdup(path);
+    if (!p) return lsa_err(LSA_ENOMEM, "out of memory");
+    free(w->path);
+    w->path = p;
     return 0;
 }

@@ -34,12 +34,13 @@ static int check_config(const char *path, const unsigned char *h, size_t size, s
                        "run.c reads)", path, le32(h + 4));
     int v[7];
     for (int i = 0; i < 7; i++) v[i] = le32(h + 4 * i);
-    *c = (struct lsa_llama2c_config){v[0], v[1], v[2], v[3], v[4], v[5] < 0 ? -v[5] : v[5], v[6], v[5] > 0};
     static const char *names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
+    /* (checked before anything negates a field: -INT32_MIN overflows) */
     for (int i = 0; i < 7; i++)
-        if (v[i] == 0 || v[i] == INT32_MIN || (i != 5 && v[i] < 0) || (v[i] < 0 ? -v[i] : v[i]) > MAX_DIM)
+        if (v[i] == 0 || v[i] < -MAX_DIM || (i != 5 && v[i] < 0) || v[i] > MAX_DIM)
             return lsa_err(LSA_EFORMAT, "%s: header field %s is %d (expected 1..%d): not a llama2.c checkpoint?", path,
                            names[i], v[i], MAX_DIM);
+    *c = (struct lsa_llama2c_config){v[0], v[1], v[2], v[3], v[4], v[5] < 0 ? -v[5] : v[5], v[6], v[5] > 0};
     if (c->n_heads % c->n_kv_heads || c->dim % c->n_heads || (c->dim / c->n_heads) % 2)
         return lsa_err(LSA_EFORMAT, "%s: dim %d, n_heads %d, n_kv_heads %d do not divide into even heads", path, c->dim,
                        c->n_heads, c->n_kv_heads);

@@ -40,6 +40,11 @@ int tk_buf_putc(struct tk_buf *b, char c) { return tk_buf_put(b, &c, 1); }
 
 int tk_slist_push(struct tk_slist *l, const char *s, size_t n)
 {
+    if (!l->buf.p) { /* items are read as buf.p + off: the buffer must exist even when all are empty */
+        int rc = tk_buf_putc(&l->buf, 0);
+        if (rc) return rc;
+        l->buf.n = 0;
+    }
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 16;
         size_t *off = realloc(l->off, cap * sizeof *off);

@@ -17,12 +17,27 @@
  *   resid_mid, attn_out, mlp_out  [L,N,D] per executed layer, when requested
  *   logits        f32 [N,V]       when requested
  *   nll           f32 [N]         -log p(next token); NaN at the last token of each sequence
+ *   seq_checksums int64 [S, 3]    per sequence: FNV-1a 64 of its token ids (little-endian int32 bytes), a
+ *                                 checksum of everything stored for it (implementation-defined), and a
+ *                                 check of the row itself; --resume verifies what it takes back with them
  * Every dataset has an `axes` attribute naming its dimensions (point, layer, token, feature, vocab,
  * sequence). Datasets are chunked along the token axis (about 1 MiB a chunk), deflate + shuffle.
  *
- * Files are written under a temporary name in the output's folder and renamed only by
- * lsa_capture_finish; lsa_capture_abort removes the temporary file. Memory is one window's activations
- * plus the model, whatever the corpus size.
+ * Files are written as <path>.partial (first built as <path>.partial-new, renamed once it can be opened)
+ * and renamed to path only by lsa_capture_finish: a file at the final name is always complete. The
+ * partial file is flushed to disk (fsync) between windows, every checkpoint_seconds.
+ * lsa_capture_abort removes it, except in a resume run, which keeps it for another try.
+ *
+ * Resuming (o->resume): when <path>.partial exists, its recorded options must be this run's (model_path,
+ * n_layers, d_model, n_vocab, ctx, bos, dtype, layer_order, drop_attn, drop_mlp, the stored points and the
+ * optional datasets), else LSA_EINVAL says which differs. The inputs are then tokenized again; each window
+ * whose token checksum differs from the interrupted run's sequence at that index is an error ("input
+ * differs from the interrupted run at sequence S"); each that matches is copied from the old file, its
+ * data verified against the stored checksum, into a new file, without running the forward. The first
+ * window the old file cannot give back intact (a crash can damage the last partly written chunks) and all
+ * after it are computed; the new file then replaces <path>.partial. The result holds the same tokens and
+ * activations as an uninterrupted run. Without <path>.partial, a resume run starts afresh.
+ * Memory is one window's activations plus the model, whatever the corpus size.
  */
 #ifndef LSA_CAPTURE_H
 #define LSA_CAPTURE_H
@@ -55,6 +70,9 @@ struct lsa_capture_opts {
     const struct lsa_plan *plan; /* NULL = identity */
     const char *command;         /* provenance: the command line */
     bool allow_nonfinite;        /* keep going (and store) when activations are NaN/Inf */
+    bool resume;                 /* continue the interrupted capture in <path>.partial (see below) */
+    double checkpoint_seconds;   /* flush <path>.partial this often; 0 = every 10 s, or less often when
+                                    flushing would take more than ~5% of the time */
     /* Called after each window with the number of tokens written so far. */
     void (*progress)(void *ctx, int64_t tokens_done);
     void *progress_ctx;
@@ -64,7 +82,8 @@ struct lsa_capture_opts lsa_capture_opts_default(void);
 
 struct lsa_capture;
 
-/* Start a capture that will be renamed to path on success. The model is borrowed. NULL on failure. */
+/* Start a capture that will be renamed to path on success. The model is borrowed. NULL on failure, among
+ * others when <path>.partial exists and o->resume is not set, or when resuming finds other options. */
 struct lsa_capture *lsa_capture_open(const char *path, const struct lsa_model *m, const struct lsa_capture_opts *o);
 /* Tokenize one document (len bytes of UTF-8) and capture its windows. `source` names it in errors. */
 int lsa_capture_add(struct lsa_capture *c, const char *text, size_t len, const char *source);
@@ -72,9 +91,11 @@ int lsa_capture_add(struct lsa_capture *c, const char *text, size_t len, const c
 bool lsa_capture_full(const struct lsa_capture *c);
 int64_t lsa_capture_n_tokens(const struct lsa_capture *c);
 int64_t lsa_capture_n_seqs(const struct lsa_capture *c);
+/* Sequences taken over from the interrupted run (resume), not computed again. */
+int64_t lsa_capture_n_resumed(const struct lsa_capture *c);
 /* Write the closing datasets and attributes, close, rename to the final path, free c. */
 int lsa_capture_finish(struct lsa_capture *c);
-/* Close and remove the temporary file, free c. NULL ok. */
+/* Close and remove the temporary file (a resume run keeps <path>.partial), free c. NULL ok. */
 void lsa_capture_abort(struct lsa_capture *c);
 
 #ifdef __cplusplus

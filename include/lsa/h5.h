@@ -99,6 +99,20 @@ int lsa_h5w_array_i64(struct lsa_h5w *w, const char *name, int rank, const int64
 /* Create a group (and its parents) so that attributes can be put on it; an existing group is fine. */
 int lsa_h5w_group(struct lsa_h5w *w, const char *name);
 
+/* ------------------------------------------------------------------ checkpoints (resumable capture) */
+
+/*
+ * Flush everything written so far into the file and onto the disk (fsync). After a crash, a reader of the
+ * file finds at least what the last flush wrote, except the chunks that were partly filled then and have
+ * been rewritten since (a compressed chunk that is rewritten moves, and its old place may be reused):
+ * whoever reads a crashed file back must verify what it takes (lsa_capture keeps checksums for that).
+ */
+int lsa_h5w_flush(struct lsa_h5w *w);
+/* The file being written was renamed (rename(2) keeps it open): messages name it path from now on. */
+int lsa_h5w_renamed(struct lsa_h5w *w, const char *path);
+/* The IEEE half bits that lsa_h5w_write stores for x in an LSA_H5_F16 dataset (round to nearest even). */
+uint16_t lsa_h5_f16_bits(float x);
+
 #ifdef __cplusplus
 }
 #endif

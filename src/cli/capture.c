@@ -36,6 +36,8 @@ static const char help[] =
     "  --compress 0-9       deflate level with shuffle (default 4)\n"
     "  --order LIST, --skip LIST, --swap A:B, --drop-attn LIST, --drop-mlp LIST   layer plan\n"
     "  --allow-nonfinite    store NaN/Inf activations instead of stopping (default: stop and say where)\n"
+    "  --resume             continue an interrupted capture from FILE.h5.partial (same model, inputs and\n"
+    "                       options): sequences already there are verified and kept, the rest computed\n"
     "  --tokenizer FILE     tokenizer.bin of a llama2.c .bin model (default: tokenizer.bin or tok<vocab>.bin beside it)\n"
     "  --quiet              no progress and no summary\n";
 
@@ -74,6 +76,17 @@ static void show_progress(void *ctx, int64_t done)
     fflush(stderr);
 }
 
+/* Whether a JSON line holds the escape \u0000 (cJSON would cut the string there without saying so). */
+static bool has_nul_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\') continue;
+        if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4)) return true;
+        i++; /* skip the escaped character (\\ included) */
+    }
+    return false;
+}
+
 /* Feed one input's documents to the capture. */
 static int feed(struct lsa_capture *cap, const struct input *in, const char *field)
 {
@@ -107,12 +120,14 @@ static int feed(struct lsa_capture *cap, const struct input *in, const char *fie
         if (k == (size_t)n) continue;
         cJSON *j = cJSON_ParseWithLength(line, (size_t)n);
         cJSON *t = j ? cJSON_GetObjectItemCaseSensitive(j, field) : NULL;
-        if (!j) rc = lsa_err(LSA_EFORMAT, "%s: not valid JSON", where);
+        if (j && has_nul_escape(line, (size_t)n))
+            rc = lsa_err(LSA_ETEXT, "%s: \\u0000 (a NUL character) in a JSON string: text must not contain NUL", where);
+        else if (!j) rc = lsa_err(LSA_EFORMAT, "%s: not valid JSON", where);
         else if (!cJSON_IsString(t)) rc = lsa_err(LSA_EFORMAT, "%s: no string field \"%s\"", where, field);
         else rc = lsa_capture_add(cap, t->valuestring, strlen(t->valuestring), where);
         cJSON_Delete(j);
     }
-    if (!rc && ferror(f)) rc = lsa_err(LSA_EIO, "%s: read error", in->arg);
+    if (!rc && ferror(f)) rc = lsa_err(LSA_EIO, "%s: read error: %s", in->arg, strerror(errno));
     free(line);
     if (f != stdin) fclose(f);
     return rc;
@@ -174,6 +189,8 @@ int lsa_cli_capture(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
         {"tokenizer", required_argument, 0, 'k'},
         {"allow-nonfinite", no_argument, 0, 'N'},
+        {"resume", no_argument, 0, 'r'},
+        {"checkpoint-seconds", required_argument, 0, 'S'}, /* hidden: how often FILE.partial is flushed */
         {0, 0, 0, 0},
     };
     struct lsa_capture_opts o = lsa_capture_opts_default();
@@ -223,6 +240,13 @@ int lsa_cli_capture(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'k': tokenizer = optarg; break;
         case 'N': o.allow_nonfinite = true; break;
+        case 'r': o.resume = true; break;
+        case 'S': {
+            char *end;
+            o.checkpoint_seconds = strtod(optarg, &end);
+            if (end == optarg || *end || !(o.checkpoint_seconds > 0 && o.checkpoint_seconds < 1e6)) bad = c;
+            break;
+        }
         case 'h': free(inputs); fputs(help, stdout); return LSA_EXIT_OK;
         default: free(inputs); fputs(help, stderr); return LSA_EXIT_USAGE;
         }
@@ -272,18 +296,22 @@ int lsa_cli_capture(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN); /* past a file size limit, a write fails (and says so) instead of killing lsa */
     if (!(cap = lsa_capture_open(out, m, &o))) goto out;
     for (int i = 0; i < n_in && !rc && !interrupted; i++) rc = feed(cap, &inputs[i], field);
     if (prog.on) fputc('\n', stderr);
     if (interrupted) {
         lsa_capture_abort(cap);
         cap = NULL;
-        fprintf(stderr, "lsa: interrupted: %s was not written\n", out);
+        if (o.resume)
+            fprintf(stderr, "lsa: interrupted: %s was not written; %s.partial is kept: run the same command "
+                            "with --resume to continue\n", out, out);
+        else fprintf(stderr, "lsa: interrupted: %s was not written\n", out);
         status = 130;
         goto out;
     }
     if (rc) goto out;
-    int64_t n_tok = lsa_capture_n_tokens(cap), n_seq = lsa_capture_n_seqs(cap);
+    int64_t n_tok = lsa_capture_n_tokens(cap), n_seq = lsa_capture_n_seqs(cap), n_res = lsa_capture_n_resumed(cap);
     rc = lsa_capture_finish(cap);
     cap = NULL;
     if (rc) goto out;
@@ -293,6 +321,9 @@ int lsa_cli_capture(int argc, char **argv)
         fprintf(stderr, "lsa capture: %s: %lld tokens in %lld sequences, %.1f MB, %.1f s (%.0f tokens/s)\n", out,
                 (long long)n_tok, (long long)n_seq, stat(out, &st) == 0 ? (double)st.st_size / 1e6 : 0.0, secs,
                 secs > 0 ? (double)n_tok / secs : 0.0);
+    if (!quiet && o.resume)
+        fprintf(stderr, "lsa capture: resumed: %lld of the %lld sequences were taken from the interrupted run\n",
+                (long long)n_res, (long long)n_seq);
     status = LSA_EXIT_OK;
 out:
     if (status == LSA_EXIT_INPUT) lsa_cli_fail();

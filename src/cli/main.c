@@ -14,7 +14,7 @@ static const char usage[] =
     "  info MODEL|FILE.h5    a checkpoint (architecture, dims, parameters, dtype, tokenizer) or a capture\n"
     "  capture --model M     stream every layer's activations over a corpus into an HDF5 file\n"
     "  run MODEL [options]   tokenize text, run the forward (with a layer plan), print per-token NLL\n"
-    "  report CAPTURE.h5     analyses of a capture: results.h5, summary.json, figures\n"
+    "  report CAPTURE.h5     similarity, redundancy, logit lens, robustness: report.pdf, figures, results\n"
     "  compare SUMMARY...    overlay several reports' per-layer curves by relative depth\n"
     "\n"
     "MODEL is a Hugging Face model folder, a model id found in the local Hugging Face cache, a GGUF file\n"
