@@ -82,15 +82,6 @@ static double median_of_hist(const int64_t *h, int V, int64_t n)
     return 0;
 }
 
-static char *base_name(const char *path)
-{
-    const char *e = path + strlen(path);
-    while (e > path && e[-1] == '/') e--;
-    const char *b = e;
-    while (b > path && b[-1] != '/') b--;
-    return strndup(b, (size_t)(e - b));
-}
-
 static int nomem(void) { return lsa_err(LSA_ENOMEM, "logit lens: out of memory"); }
 
 /* The grid's placement, arrays and readable labels. */
@@ -145,7 +136,7 @@ static int result_alloc(struct lsa_lens_result *r, const struct lsa_capture_info
 {
     int P = ci->n_points;
     r->n_points = P;
-    r->model = base_name(ci->model_path);
+    r->model = lsa_path_base(ci->model_path);
     r->point_names = calloc((size_t)P, sizeof *r->point_names);
     if (!r->model || !r->point_names) return nomem();
     for (int l = 0; l < P; l++)

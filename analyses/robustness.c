@@ -178,15 +178,6 @@ static void score(struct window_state *w, const int32_t *ids, int T, struct vari
     }
 }
 
-static char *base_name(const char *path)
-{
-    const char *e = path + strlen(path);
-    while (e > path && e[-1] == '/') e--;
-    const char *b = e;
-    while (b > path && b[-1] != '/') b--;
-    return strndup(b, (size_t)(e - b));
-}
-
 int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64_t *offsets, int n_seq,
                    const struct lsa_robust_opts *o, struct lsa_robust_result **outp)
 {
@@ -230,7 +221,7 @@ int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64
     }
     out->n_tokens = used;
     for (int s = 0; s < n_win; s++) out->n_windows += offsets[s + 1] - offsets[s] >= 2;
-    out->model = base_name(lsa_model_path(m));
+    out->model = lsa_path_base(lsa_model_path(m));
     out->bi_order_source = strdup(o->bi_order ? (o->bi_order_source ? o->bi_order_source : "given") : "these windows");
     struct lsa_fwd *f = lsa_fwd_new(m, max_T);
     struct sweep sw = {0};

@@ -202,22 +202,13 @@ static int exact_cka(struct pass *s, double *out)
     return 0;
 }
 
-static char *base_name(const char *path)
-{
-    const char *e = path + strlen(path);
-    while (e > path && e[-1] == '/') e--;
-    const char *b = e;
-    while (b > path && b[-1] != '/') b--;
-    return strndup(b, (size_t)(e - b));
-}
-
 static int result_alloc(struct lsa_similarity_result *r, const struct lsa_capture_info *ci, int n)
 {
     size_t nn = (size_t)n * n;
     r->n = n;
     r->names = calloc((size_t)n, sizeof *r->names);
     r->point_index = calloc((size_t)n, sizeof *r->point_index);
-    r->model = base_name(ci->model_path);
+    r->model = lsa_path_base(ci->model_path);
     r->cosine = calloc(nn, sizeof(double));
     r->angular = calloc(nn, sizeof(double));
     r->angular_last = calloc(nn, sizeof(double));

@@ -42,3 +42,14 @@ int lsa_read_file(const char *path, size_t max, char **data, size_t *len)
     *len = n;
     return 0;
 }
+
+char *lsa_path_base(const char *path)
+{
+    const char *e = path + strlen(path);
+    while (e > path && e[-1] == '/') e--;
+    const char *b = e;
+    while (b > path && b[-1] != '/') b--;
+    char *out = strndup(b, (size_t)(e - b));
+    if (!out) lsa_err(LSA_ENOMEM, "out of memory");
+    return out;
+}

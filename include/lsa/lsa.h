@@ -36,6 +36,10 @@ enum lsa_status {
  */
 int lsa_read_file(const char *path, size_t max, char **data, size_t *len);
 
+/* The last component of a path, trailing slashes ignored ("a/b/model/" -> "model"); malloc'd, caller frees;
+ * NULL (LSA_ENOMEM) when out of memory. Names models and captures in titles and legends. */
+char *lsa_path_base(const char *path);
+
 /* The git commit this lsa was built from ("unknown" outside a checkout). */
 const char *lsa_commit(void);
 
