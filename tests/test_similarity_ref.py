@@ -119,7 +119,9 @@ def reference(path, cka_cap, batch, last_token, with_final, block=4096):
 
 
 def run_report(cap, out, *extra):
-    r = subprocess.run([LSA, "report", cap, "--out", out, "--quiet", *extra], capture_output=True, text=True)
+    # this test is about similarity and redundancy: the model-driven analyses would only cost time
+    r = subprocess.run([LSA, "report", cap, "--out", out, "--quiet", "--analyses", "similarity,redundancy", *extra],
+                       capture_output=True, text=True)
     check(r.returncode == 0, f"lsa report {' '.join(extra)} exited {r.returncode}: {r.stderr.strip()}")
     with open(os.path.join(out, "summary.json")) as f:
         return json.load(f)
@@ -200,7 +202,8 @@ def main():
 
         def expect_error(path, what):
             o = os.path.join(tmp, "bad-report")
-            r = subprocess.run([LSA, "report", path, "--out", o, "--quiet"], capture_output=True, text=True)
+            r = subprocess.run([LSA, "report", path, "--out", o, "--quiet", "--analyses", "similarity,redundancy"],
+                               capture_output=True, text=True)
             err = r.stderr.strip()
             ok = (r.returncode == 1 and err.startswith(f"lsa: error: {path}:") and len(err.splitlines()) == 1
                   and what in err and not os.path.exists(os.path.join(o, "summary.json")))
