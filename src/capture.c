@@ -365,6 +365,10 @@ static int resume_open(struct lsa_capture *c)
     struct resume *r = &c->res;
     if (!(r->src = lsa_h5_open(c->partial)))
         return lsa_err_wrap(LSA_EFORMAT, "cannot resume (remove %s to start afresh)", c->partial);
+    /* windows are read back one by one: keep every chunk of a window's rows decompressed (two token
+     * chunks across all rows of the widest dataset, ~1 MiB each) */
+    int rows = c->n_points > c->n_pos ? c->n_points : c->n_pos;
+    lsa_h5_keep_open(r->src, ((size_t)2 * (size_t)rows + 2) * (size_t)CHUNK_BYTES + ((size_t)1 << 20));
     int rc = check_recorded(c), rank;
     int64_t dims[LSA_H5_MAX_RANK];
     size_t n = 0;

@@ -11,9 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#define KEEP_MAX 16
+
 struct lsa_h5 {
     hid_t fid;
     char *path;
+    size_t keep_bytes; /* lsa_h5_keep_open: chunk cache of each dataset kept open; 0 = open per read */
+    char *kept_name[KEEP_MAX];
+    hid_t kept_id[KEEP_MAX];
+    int n_kept;
 };
 
 static void silence_hdf5(void)
@@ -61,6 +67,10 @@ struct lsa_h5 *lsa_h5_open(const char *path)
 void lsa_h5_close(struct lsa_h5 *f)
 {
     if (!f) return;
+    for (int i = 0; i < f->n_kept; i++) {
+        H5Dclose(f->kept_id[i]);
+        free(f->kept_name[i]);
+    }
     H5Fclose(f->fid);
     free(f->path);
     free(f);
@@ -138,13 +148,29 @@ void lsa_h5_free_names(char **names, size_t n)
 
 static hid_t open_dset(struct lsa_h5 *f, const char *dset)
 {
+    for (int i = 0; i < f->n_kept; i++)
+        if (!strcmp(f->kept_name[i], dset)) return f->kept_id[i];
     if (!lsa_h5_exists(f, dset)) {
         lsa_err(LSA_EFORMAT, "%s: dataset %s is missing", f->path, dset);
         return -1;
     }
-    hid_t d = H5Dopen2(f->fid, dset, H5P_DEFAULT);
+    hid_t dapl = H5P_DEFAULT;
+    if (f->keep_bytes && (dapl = H5Pcreate(H5P_DATASET_ACCESS)) >= 0)
+        H5Pset_chunk_cache(dapl, 10007, f->keep_bytes, 1.0);
+    hid_t d = H5Dopen2(f->fid, dset, dapl < 0 ? H5P_DEFAULT : dapl);
+    if (dapl > 0 && dapl != H5P_DEFAULT) H5Pclose(dapl);
     if (d < 0) lsa_err(LSA_EFORMAT, "%s: %s is not a readable dataset", f->path, dset);
+    if (d >= 0 && f->keep_bytes && f->n_kept < KEEP_MAX && (f->kept_name[f->n_kept] = strdup(dset)))
+        f->kept_id[f->n_kept++] = d;
     return d;
+}
+
+/* H5Dclose, except for the datasets kept open (lsa_h5_keep_open). */
+static void close_dset(struct lsa_h5 *f, hid_t d)
+{
+    for (int i = 0; i < f->n_kept; i++)
+        if (f->kept_id[i] == d) return;
+    H5Dclose(d);
 }
 
 static int space_shape(hid_t space, const char *path, const char *obj, int *rank, int64_t dims[LSA_H5_MAX_RANK],
@@ -172,7 +198,7 @@ int lsa_h5_shape(struct lsa_h5 *f, const char *dset, int *rank, int64_t dims[LSA
     hid_t s = H5Dget_space(d);
     int rc = space_shape(s, f->path, dset, rank, dims, NULL);
     H5Sclose(s);
-    H5Dclose(d);
+    close_dset(f, d);
     return rc;
 }
 
@@ -193,7 +219,7 @@ static int read_dset(struct lsa_h5 *f, const char *dset, hid_t memtype, size_t e
     if (rc == 0 && n && H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
         rc = lsa_err(LSA_EFORMAT, "%s: cannot read dataset %s (damaged, or not numeric)", f->path, dset);
     H5Sclose(s);
-    H5Dclose(d);
+    close_dset(f, d);
     if (rc) {
         free(buf);
         return rc;
@@ -370,7 +396,8 @@ int lsa_h5w_close(struct lsa_h5w *w)
     free(w->d);
     H5Tclose(w->f16);
     errno = 0;
-    if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: flush failed%s", w->path, io_reason());
+    if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0 && !rc)
+        rc = lsa_err(LSA_EIO, "%s: flush failed%s", w->path, io_reason());
     errno = 0;
     if (H5Fclose(w->fid) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: close failed%s", w->path, io_reason());
     free(w->path);
@@ -591,7 +618,7 @@ int lsa_h5_chunk(struct lsa_h5 *f, const char *dset, int *rank, int64_t dims[LSA
     if (rank) *rank = r;
     if (p >= 0) H5Pclose(p);
     H5Sclose(s);
-    H5Dclose(d);
+    close_dset(f, d);
     return rc;
 }
 
@@ -624,7 +651,7 @@ static int read_slab(struct lsa_h5 *f, const char *dset, int rank, const int64_t
         H5Sclose(ms);
     }
     H5Sclose(fs);
-    H5Dclose(d);
+    close_dset(f, d);
     return rc;
 }
 
@@ -660,14 +687,14 @@ int lsa_h5_read_slab_f32(struct lsa_h5 *f, const char *dset, int rank, const int
 {
     bool half = false;
     if (lsa_h5_exists(f, dset)) {
-        hid_t d = H5Dopen2(f->fid, dset, H5P_DEFAULT);
+        hid_t d = open_dset(f, dset);
         if (d >= 0) {
             hid_t t = H5Dget_type(d);
             if (t >= 0) {
                 half = is_le_half(t);
                 H5Tclose(t);
             }
-            H5Dclose(d);
+            close_dset(f, d);
         }
     }
     if (!half) return read_slab(f, dset, rank, start, count, H5T_NATIVE_FLOAT, out);
@@ -820,3 +847,5 @@ int lsa_h5w_renamed(struct lsa_h5w *w, const char *path)
     w->path = p;
     return 0;
 }
+
+void lsa_h5_keep_open(struct lsa_h5 *f, size_t cache_bytes) { f->keep_bytes = cache_bytes; }

@@ -64,7 +64,8 @@ static size_t st_bytes(uint8_t *out, const char *json)
 static void names_with_control_characters(void)
 {
     uint8_t buf[512];
-    size_t n = st_bytes(buf + 1, "{\"a\\nlsa: error: b\\u001b[2J\":{\"dtype\":\"Q9\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+    size_t n = st_bytes(buf + 1, "{\"a\\nlsa: error: b\\u001b[2J\":"
+                                 "{\"dtype\":\"Q9\",\"shape\":[1],\"data_offsets\":[0,4]}}");
     buf[0] = 0;
     fuzz_safetensors_one(buf, n + 1);
     CHECK(lsa_st_open(write_tmp("ctl.safetensors", buf + 1, n)) == NULL, "tensor with unknown dtype opened");

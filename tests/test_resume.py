@@ -38,7 +38,7 @@ for p in (MODEL, DATA):
 tmp = tempfile.mkdtemp(prefix="lsa-test-resume-")
 text = os.path.join(tmp, "stories.txt")
 with open(DATA, encoding="utf-8") as f, open(text, "w", encoding="utf-8") as g:
-    for _ in range(70):
+    for _ in range(45):
         g.write(f.readline())
 rng = random.Random(9)
 
@@ -102,7 +102,7 @@ for name, extra in variants:
     print(f"{name}: reference {n_tok} tokens in {n_seq} sequences, {took:.1f} s")
 
     # SIGKILL at random points, then --resume
-    for k in range(3 if name == "uncompressed" else 2):
+    for k in range(3 if name == "uncompressed" else 1):
         out = os.path.join(tmp, f"{name}-{k}.h5")
         after = took * rng.uniform(0.3, 0.8)
         rc = killed_run(out, extra, after)

@@ -108,6 +108,10 @@ int lsa_h5w_group(struct lsa_h5w *w, const char *name);
  * whoever reads a crashed file back must verify what it takes (lsa_capture keeps checksums for that).
  */
 int lsa_h5w_flush(struct lsa_h5w *w);
+/* From now on, datasets of f that are read stay open until lsa_h5_close, each with a chunk cache of
+ * cache_bytes: for many small partial reads of compressed data (each would otherwise decompress its
+ * chunks again). */
+void lsa_h5_keep_open(struct lsa_h5 *f, size_t cache_bytes);
 /* The file being written was renamed (rename(2) keeps it open): messages name it path from now on. */
 int lsa_h5w_renamed(struct lsa_h5w *w, const char *path);
 /* The IEEE half bits that lsa_h5w_write stores for x in an LSA_H5_F16 dataset (round to nearest even). */

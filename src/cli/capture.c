@@ -255,6 +255,10 @@ int lsa_cli_capture(int argc, char **argv)
             return lsa_cli_usage("capture: bad value for an option: %s", optarg ? optarg : "?");
         }
     }
+    if (o.resume && !out) {
+        free(inputs);
+        return lsa_cli_usage("capture: --resume needs --out (the default name holds the time, so it changes)");
+    }
     if (!model || optind != argc || n_in == 0) {
         free(inputs);
         return lsa_cli_usage("capture: need --model and at least one of --text, --lines, --jsonl, --prompt "

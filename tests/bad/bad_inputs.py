@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The bad-input corpus (issue 9): hostile or damaged inputs of every kind lsa reads or writes, each
 generated here from a good fixture (no binary is committed), each run through the CLI. Every case must give
-exit status 1 and exactly one stderr line "lsa: error: ..." that names the problem (the phrases listed with
-the case), and must leave no output file behind. Cases already covered by tests/test_errors.c,
+exit status 1 (2 for the one usage mistake) and exactly one stderr line "lsa: error: ..." that names the
+problem (the phrases listed with the case), and must leave no output file behind (nor change the partial
+file of an interrupted capture). Cases already covered by tests/test_errors.c,
 test_gguf.c, test_llama2c.c and test_capture_layout.py are not repeated here.
 
 Kinds: truncated files at many offsets, huge declared sizes, negative/overflowing shapes, NaN/Inf weights,
@@ -423,6 +424,12 @@ short = write(os.path.join(tmp, "short.txt"), b"".join(read(big_in).splitlines(T
 resume_case("resume with shorter input", ["--resume"], ["input differs from the interrupted run at sequence",
                                                          "it ends there"],
             args=["--model", SMALL, "--lines", short, "--ctx", "32", "--quiet"])
+res = subprocess.run([LSA, "capture", "--resume"] + ropts, capture_output=True, text=True)
+cases += 1
+if res.returncode != 2 or "--resume needs --out" not in res.stderr:
+    failures.append(f"--resume without --out: exit {res.returncode}, {res.stderr!r}")
+else:
+    print(f"  ok --resume without --out (usage, exit 2): {res.stderr.strip()[12:]}")
 write(partial, b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
 resume_case("resume from a damaged partial file", ["--resume"], ["cannot resume", "remove", "to start afresh"])
 with h5py.File(partial, "w") as f:

@@ -31,7 +31,8 @@ static void load_all(void)
     if (!(owned[n_toks] = lsa_llama2c_tokenizer_load(fz_shared("models/stories260K/tok512.bin"), 512))) abort();
     toks[n_toks] = owned[n_toks];
     n_toks++;
-    if (!(model = lsa_model_load(fz_shared("models/stories260K/stories260K.gguf"))) || !lsa_model_tokenizer(model)) abort();
+    model = lsa_model_load(fz_shared("models/stories260K/stories260K.gguf"));
+    if (!model || !lsa_model_tokenizer(model)) abort();
     toks[n_toks++] = lsa_model_tokenizer(model);
 }
 

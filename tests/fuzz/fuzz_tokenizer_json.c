@@ -15,8 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_check_error("lsa_tokenizer_load");
         return 0;
     }
-    static const char *texts[] = {"Once upon a time, there was a cat.", " hello  world\n\t", "<s> caf\xc3\xa9 \xe2\x96\x81 </s>",
-                                  "", "\xf0\x9f\x98\x80 12345 I'm", "<|endoftext|>x"};
+    static const char *texts[] = {"Once upon a time, there was a cat.", " hello  world\n\t",
+                                  "<s> caf\xc3\xa9 \xe2\x96\x81 </s>", "", "\xf0\x9f\x98\x80 12345 I'm",
+                                  "<|endoftext|>x"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         for (int special = 0; special < 2; special++) {
             int32_t *ids = NULL;
