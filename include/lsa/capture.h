@@ -21,7 +21,8 @@
  *                                 checksum of everything stored for it (implementation-defined), and a
  *                                 check of the row itself; --resume verifies what it takes back with them
  * Every dataset has an `axes` attribute naming its dimensions (point, layer, token, feature, vocab,
- * sequence). Datasets are chunked along the token axis (about 1 MiB a chunk), deflate + shuffle.
+ * sequence). Datasets are chunked along the token axis (about 1 MiB a chunk), deflate + shuffle, except
+ * nll, texts and seq_checksums (uncompressed: their chunks never move, so a crash cannot damage them).
  *
  * Files are written as <path>.partial (first built as <path>.partial-new, renamed once it can be opened)
  * and renamed to path only by lsa_capture_finish: a file at the final name is always complete. The
@@ -36,8 +37,10 @@
  * data verified against the stored checksum, into a new file, without running the forward. The first
  * window the old file cannot give back intact (a crash can damage the last partly written chunks) and all
  * after it are computed; the new file then replaces <path>.partial. The result holds the same tokens and
- * activations as an uninterrupted run. Without <path>.partial, a resume run starts afresh.
- * Memory is one window's activations plus the model, whatever the corpus size.
+ * activations as an uninterrupted run. Without <path>.partial, a resume run starts afresh. While taking
+ * back, the disk holds both files (the new one up to the window reached).
+ * Memory is one window's activations plus the model, whatever the corpus size (plus, while taking back,
+ * the decompressed chunks of the window's rows: about 2 MiB per stored row of the widest dataset).
  */
 #ifndef LSA_CAPTURE_H
 #define LSA_CAPTURE_H
