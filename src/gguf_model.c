@@ -17,6 +17,7 @@
 #include "lsa/gguf.h"
 #include "model_impl.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -318,8 +319,16 @@ static int load_tokenizer(struct ctx *c)
     for (uint64_t i = 0; i < n && !rc; i++) {
         pieces[i] = toks->str[i].p;
         plen[i] = (size_t)toks->str[i].n;
-        if (sc) sc[i] = (float)lsa_gguf_arr_num(scores, i);
-        if (ty) ty[i] = (int32_t)lsa_gguf_arr_num(types, i);
+        /* numbers of any stored type: checked before the conversion (NaN or 1e300 has no int32 or float) */
+        double v = sc ? lsa_gguf_arr_num(scores, i) : 0, t = ty ? lsa_gguf_arr_num(types, i) : 0;
+        if (!(fabs(v) <= FLT_MAX))
+            rc = lsa_err(LSA_EFORMAT, "%s: tokenizer.ggml.scores[%llu] is %g, not a finite float", c->path,
+                         (unsigned long long)i, v);
+        else if (!(t >= INT32_MIN && t <= INT32_MAX && t == floor(t)))
+            rc = lsa_err(LSA_EFORMAT, "%s: tokenizer.ggml.token_type[%llu] is %g, not a token type", c->path,
+                         (unsigned long long)i, t);
+        if (sc && !rc) sc[i] = (float)v;
+        if (ty && !rc) ty[i] = (int32_t)t;
     }
     for (size_t i = 0; i < nm && !rc; i++) {
         mp[i] = merges->str[i].p;

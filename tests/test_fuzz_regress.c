@@ -14,6 +14,7 @@
 #include "lsa/tokenizer.h"
 #include "testutil.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -146,6 +147,106 @@ static void string_attribute_array(void)
     fuzz_capture_read_one(recipe, sizeof recipe);
 }
 
+/* A GGUF writer just big enough for a one-layer llama with a 4-token vocabulary. */
+struct gbuf {
+    uint8_t p[8192];
+    size_t n;
+};
+static void g_put(struct gbuf *b, const void *d, size_t n)
+{
+    if (b->n + n > sizeof b->p) {
+        fprintf(stderr, "FAIL: gguf buffer full\n");
+        exit(1);
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+static void g_u32(struct gbuf *b, uint32_t v) { g_put(b, &v, 4); }
+static void g_u64(struct gbuf *b, uint64_t v) { g_put(b, &v, 8); }
+static void g_str(struct gbuf *b, const char *s)
+{
+    g_u64(b, strlen(s));
+    g_put(b, s, strlen(s));
+}
+static void g_kv_u32(struct gbuf *b, const char *k, uint32_t v)
+{
+    g_str(b, k);
+    g_u32(b, 4);
+    g_u32(b, v);
+}
+
+/* Finding 5 (fuzz_gguf, after 461 s): tokenizer.ggml.token_type stored as float32 with a NaN was cast to
+ * int32 (undefined behaviour). Fixed in src/gguf_model.c: token types must be integral int32 values, scores
+ * finite floats. */
+static const struct gbuf *tiny_gguf(const float types[4])
+{
+    static const char *names[] = {"token_embd.weight", "output_norm.weight", "blk.0.attn_norm.weight",
+                                  "blk.0.ffn_norm.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight",
+                                  "blk.0.attn_v.weight", "blk.0.attn_output.weight", "blk.0.ffn_gate.weight",
+                                  "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"};
+    static const uint64_t ne[][2] = {{8, 4}, {8, 1}, {8, 1}, {8, 1}, {8, 8}, {8, 8}, {8, 8}, {8, 8}, {8, 16},
+                                     {8, 16}, {16, 8}};
+    static struct gbuf b;
+    b.n = 0;
+    g_put(&b, "GGUF", 4);
+    g_u32(&b, 3);
+    g_u64(&b, 11);
+    g_u64(&b, 10);
+    g_str(&b, "general.architecture");
+    g_u32(&b, 8);
+    g_str(&b, "llama");
+    g_kv_u32(&b, "llama.block_count", 1);
+    g_kv_u32(&b, "llama.embedding_length", 8);
+    g_kv_u32(&b, "llama.feed_forward_length", 16);
+    g_kv_u32(&b, "llama.attention.head_count", 2);
+    g_kv_u32(&b, "llama.context_length", 16);
+    g_str(&b, "tokenizer.ggml.model");
+    g_u32(&b, 8);
+    g_str(&b, "llama");
+    g_str(&b, "tokenizer.ggml.tokens");
+    g_u32(&b, 9);
+    g_u32(&b, 8);
+    g_u64(&b, 4);
+    g_str(&b, "<unk>");
+    g_str(&b, "<s>");
+    g_str(&b, "</s>");
+    g_str(&b, "\xe2\x96\x81" "a");
+    g_str(&b, "tokenizer.ggml.token_type"); /* float32 array: 2, NaN, 3, 1 */
+    g_u32(&b, 9);
+    g_u32(&b, 6);
+    g_u64(&b, 4);
+    g_put(&b, types, 4 * sizeof *types);
+    g_kv_u32(&b, "tokenizer.ggml.bos_token_id", 1);
+    uint64_t off = 0;
+    for (int i = 0; i < 11; i++) {
+        g_str(&b, names[i]);
+        g_u32(&b, ne[i][1] == 1 ? 1 : 2);
+        g_u64(&b, ne[i][0]);
+        if (ne[i][1] != 1) g_u64(&b, ne[i][1]);
+        g_u32(&b, 0); /* F32 */
+        g_u64(&b, off);
+        off += ne[i][0] * ne[i][1] * 4; /* multiples of 32 bytes: aligned */
+    }
+    static const uint8_t zeros[32];
+    g_put(&b, zeros, (32 - b.n % 32) % 32);
+    float one = 1.0f;
+    for (uint64_t k = 0; k < off / 4; k++) g_put(&b, &one, 4);
+    return &b;
+}
+
+static void gguf_nan_token_type(void)
+{
+    const float good[4] = {2, 3, 3, 1}, bad[4] = {2, NAN, 3, 1};
+    const struct gbuf *b = tiny_gguf(good);
+    struct lsa_model *m = lsa_model_load(write_tmp("good-types.gguf", b->p, b->n));
+    CHECK(m && lsa_model_tokenizer(m), "the tiny GGUF itself should load: %s", lsa_errmsg());
+    lsa_model_free(m);
+    b = tiny_gguf(bad);
+    fuzz_gguf_one(b->p, b->n);
+    CHECK(lsa_model_load(write_tmp("nan-types.gguf", b->p, b->n)) == NULL, "a NaN token type was accepted");
+    check_msg("GGUF token_type NaN (float32 array)", "tokenizer.ggml.token_type[1] is nan, not a token type");
+}
+
 int main(void)
 {
     t_shared("fixtures/tiny-llama");
@@ -155,6 +256,7 @@ int main(void)
     decode_empty_pieces();
     llama2c_int_min_vocab();
     string_attribute_array();
+    gguf_nan_token_type();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (!t_failures) CHECK(system(cmd) == 0, "cleanup");
