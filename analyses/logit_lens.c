@@ -433,6 +433,145 @@ int lsa_lens_save(const struct lsa_lens_result *r, struct lsa_results *res)
     return rc;
 }
 
+/* ---------------------------------------------------------------- reuse */
+
+void lsa_lens_options(const struct lsa_lens_opts *o, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "block=%d max_tokens=%lld per_token=%lld grid_seq=%d grid_from=%d grid_to=%d", o->block,
+             (long long)o->max_tokens, (long long)o->per_token, o->grid_seq, o->grid_from, o->grid_to);
+}
+
+/* An int64 dataset of n values into int32 (the grid's token ids). */
+static int get_i32(struct lsa_h5 *h, const char *obj, size_t n, int32_t *out)
+{
+    int64_t *v = NULL;
+    int rc = lsa_results_get_i64(h, obj, n, &v);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (v[i] < -1 || v[i] > INT32_MAX) rc = lsa_err(LSA_EFORMAT, "%s: %s holds %lld, not a token id", lsa_h5_path(h), obj, (long long)v[i]);
+        else out[i] = (int32_t)v[i];
+    }
+    free(v);
+    return rc;
+}
+
+static int get_f32(struct lsa_h5 *h, const char *obj, size_t n, float *out)
+{
+    double *v = NULL;
+    int rc = lsa_results_get_f64(h, obj, n, &v);
+    for (size_t i = 0; !rc && i < n; i++) out[i] = (float)v[i];
+    free(v);
+    return rc;
+}
+
+static int load_grid(struct lsa_lens_result *r, struct lsa_h5 *h, const struct lsa_model *m)
+{
+    int64_t C = 0, seq = 0, from = 0;
+    int rc = 0, P = r->n_points;
+    if (lsa_h5_exists(h, "/logit_lens/grid")) {
+        int rank = 0;
+        int64_t dims[LSA_H5_MAX_RANK];
+        rc = lsa_h5_shape(h, "/logit_lens/grid/input", &rank, dims);
+        if (!rc && rank != 1) rc = lsa_err(LSA_EFORMAT, "%s: /logit_lens/grid/input is not a vector", lsa_h5_path(h));
+        if (!rc) C = dims[0];
+        if (!rc) rc = lsa_results_get_int(h, "/logit_lens/grid", "sequence", &seq);
+        if (!rc) rc = lsa_results_get_int(h, "/logit_lens/grid", "first_position", &from);
+    }
+    if (rc) return rc;
+    size_t n = (size_t)P * (size_t)C;
+    r->grid_top = calloc(n + 1, sizeof *r->grid_top);
+    r->grid_prob = calloc(n + 1, sizeof *r->grid_prob);
+    r->grid_entropy = calloc(n + 1, sizeof *r->grid_entropy);
+    r->grid_input = calloc((size_t)C + 1, sizeof *r->grid_input);
+    r->grid_next = calloc((size_t)C + 1, sizeof *r->grid_next);
+    r->grid_top_text = calloc(n + 1, sizeof *r->grid_top_text);
+    r->grid_input_text = calloc((size_t)C + 1, sizeof *r->grid_input_text);
+    r->grid_next_text = calloc((size_t)C + 1, sizeof *r->grid_next_text);
+    if (!r->grid_top || !r->grid_prob || !r->grid_entropy || !r->grid_input || !r->grid_next || !r->grid_top_text ||
+        !r->grid_input_text || !r->grid_next_text)
+        return nomem();
+    r->grid_cols = (int)C, r->grid_seq = (int)seq, r->grid_from = (int)from;
+    if (C == 0) return 0;
+    if (!rc) rc = get_i32(h, "/logit_lens/grid/top1", n, r->grid_top);
+    if (!rc) rc = get_f32(h, "/logit_lens/grid/prob", n, r->grid_prob);
+    if (!rc) rc = get_f32(h, "/logit_lens/grid/entropy", n, r->grid_entropy);
+    if (!rc) rc = get_i32(h, "/logit_lens/grid/input", (size_t)C, r->grid_input);
+    if (!rc) rc = get_i32(h, "/logit_lens/grid/next", (size_t)C, r->grid_next);
+    const struct lsa_tokenizer *tk = lsa_model_tokenizer(m);
+    char buf[64];
+    for (int c = 0; !rc && c < C; c++) {
+        r->grid_input_text[c] = strdup(lsa_lens_piece_label(tk, r->grid_input[c], buf, sizeof buf));
+        r->grid_next_text[c] =
+            strdup(r->grid_next[c] >= 0 ? lsa_lens_piece_label(tk, r->grid_next[c], buf, sizeof buf) : "");
+        if (!r->grid_input_text[c] || !r->grid_next_text[c]) rc = nomem();
+    }
+    return rc ? rc : grid_text(r, m);
+}
+
+int lsa_lens_load(struct lsa_h5 *h, const struct lsa_model *m, const char *model_path, struct lsa_lens_result **out)
+{
+    *out = NULL;
+    struct lsa_lens_result *r = calloc(1, sizeof *r);
+    if (!r) return nomem();
+    size_t P = 0;
+    char *ref = NULL;
+    int rc = lsa_h5_attr_strs(h, "/logit_lens", "points", &r->point_names, &P);
+    r->n_points = (int)P;
+    if (!rc && !(r->model = lsa_path_base(model_path))) rc = nomem();
+    if (!rc) rc = lsa_results_get_int(h, "/logit_lens", "n_tokens", &r->n_tokens);
+    if (!rc) rc = lsa_results_get_int(h, "/logit_lens", "n_kept", &r->n_kept);
+    if (!rc && !(rc = lsa_h5_attr_str(h, "/logit_lens", "reference", &ref)))
+        r->final_from_capture = !strcmp(ref, "p_final from resid_final");
+    free(ref);
+    static const struct {
+        const char *obj;
+        size_t off;
+    } vec[] = {
+        {"/logit_lens/entropy", offsetof(struct lsa_lens_result, entropy)},
+        {"/logit_lens/kl_to_final", offsetof(struct lsa_lens_result, kl_to_final)},
+        {"/logit_lens/cross_entropy", offsetof(struct lsa_lens_result, cross_entropy)},
+        {"/logit_lens/top1_agree_final", offsetof(struct lsa_lens_result, top1_agree_final)},
+        {"/logit_lens/true_prob", offsetof(struct lsa_lens_result, true_prob)},
+        {"/logit_lens/true_rank_median", offsetof(struct lsa_lens_result, true_rank_median)},
+        {"/logit_lens/true_rank_mean", offsetof(struct lsa_lens_result, true_rank_mean)},
+        {"/logit_lens/final_top1_rank_mean", offsetof(struct lsa_lens_result, final_top1_rank_mean)},
+        {"/logit_lens/per_token/entropy", offsetof(struct lsa_lens_result, tok_entropy)},
+        {"/logit_lens/per_token/kl_to_final", offsetof(struct lsa_lens_result, tok_kl)},
+        {"/logit_lens/per_token/cross_entropy", offsetof(struct lsa_lens_result, tok_ce)},
+        {"/logit_lens/per_token/true_prob", offsetof(struct lsa_lens_result, tok_true_prob)},
+    };
+    static const struct {
+        const char *obj;
+        size_t off;
+        bool per_point;
+    } ivec[] = {
+        {"/logit_lens/per_token/token_index", offsetof(struct lsa_lens_result, kept_index), false},
+        {"/logit_lens/per_token/next_token", offsetof(struct lsa_lens_result, kept_next), false},
+        {"/logit_lens/per_token/final_top1", offsetof(struct lsa_lens_result, kept_final_top1), false},
+        {"/logit_lens/per_token/true_rank", offsetof(struct lsa_lens_result, tok_true_rank), true},
+        {"/logit_lens/per_token/final_top1_rank", offsetof(struct lsa_lens_result, tok_final_top1_rank), true},
+        {"/logit_lens/per_token/top1", offsetof(struct lsa_lens_result, tok_top1), true},
+    };
+    size_t K = (size_t)(r->n_kept > 0 ? r->n_kept : 0);
+    for (size_t i = 0; !rc && i < sizeof vec / sizeof vec[0]; i++) {
+        double **dst = (double **)((char *)r + vec[i].off);
+        bool tok = i >= 8;
+        if (tok && K == 0) rc = (*dst = calloc(1, sizeof **dst)) ? 0 : nomem();
+        else rc = lsa_results_get_f64(h, vec[i].obj, tok ? P * K : P, dst);
+    }
+    for (size_t i = 0; !rc && i < sizeof ivec / sizeof ivec[0]; i++) {
+        int64_t **dst = (int64_t **)((char *)r + ivec[i].off);
+        if (K == 0) rc = (*dst = calloc(1, sizeof **dst)) ? 0 : nomem();
+        else rc = lsa_results_get_i64(h, ivec[i].obj, ivec[i].per_point ? P * K : K, dst);
+    }
+    if (!rc) rc = load_grid(r, h, m);
+    if (rc) {
+        lsa_lens_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- readable pieces */
 
 /* Append s to buf at *k if it fits with room for "…"; false when it does not. */

@@ -79,6 +79,10 @@ struct lsa_lens_result {
 int lsa_lens_run(struct lsa_capture_reader *cr, const struct lsa_model *m, const struct lsa_lens_opts *o,
                  struct lsa_lens_result **out);
 int lsa_lens_save(const struct lsa_lens_result *r, struct lsa_results *res);
+/* Options that change the numbers, as text, and the saved result read back with the model's tokenizer
+ * for the grid's labels (results.h: reuse). */
+void lsa_lens_options(const struct lsa_lens_opts *o, char *buf, size_t cap);
+int lsa_lens_load(struct lsa_h5 *h, const struct lsa_model *m, const char *model_path, struct lsa_lens_result **out);
 /* Figures into dir (which must exist). */
 int lsa_lens_draw(const struct lsa_lens_result *r, const struct lsa_plot_opts *po, const char *dir);
 void lsa_lens_free(struct lsa_lens_result *r);

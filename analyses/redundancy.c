@@ -5,6 +5,8 @@
  */
 #include "redundancy.h"
 
+#include "lsa/h5.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +98,8 @@ int lsa_redundancy_save(const struct lsa_redundancy_result *r, struct lsa_result
     int rc = lsa_results_attr_str(res, "/redundancy", "convention",
                                   "block l maps residual point l (its input; 0 = embed) to point l + 1 (its output)");
     if (!rc) rc = lsa_results_attr_int(res, "/redundancy", "first_block", r->first);
+    if (!rc) rc = lsa_results_attr_int(res, "/redundancy", "n_tokens", r->n_tokens);
+    if (!rc) rc = lsa_results_attr_int(res, "/redundancy", "n_sequences", r->n_last);
     if (!rc) rc = lsa_results_vector(res, g, "block_influence", L, r->block_influence, "block_influence");
     if (!rc) rc = lsa_results_attr_str(res, "/redundancy/block_influence", "definition",
                                        "BI_l = 1 - mean over tokens of cos(x_l, x_l+1) (ShortGPT, Men et al. 2024)");
@@ -131,6 +135,54 @@ int lsa_redundancy_save(const struct lsa_redundancy_result *r, struct lsa_result
     if (!rc) rc = lsa_results_vector(res, g, "norm_growth", L, r->norm_growth, "norm_growth");
     if (!rc) rc = lsa_results_attr_str(res, "/redundancy/norm_growth", "definition", "resid_norm[l+1] / resid_norm[l]");
     return rc;
+}
+
+void lsa_redundancy_options(const struct lsa_redundancy_opts *o, const struct lsa_similarity_opts *so, char *buf,
+                            size_t cap)
+{
+    snprintf(buf, cap, "last_token=%d n_marked=%d block_tokens=%lld", o->last_token, o->n_marked,
+             (long long)so->block_tokens);
+}
+
+int lsa_redundancy_load(struct lsa_h5 *h, const char *model_path, const struct lsa_redundancy_opts *o,
+                        struct lsa_redundancy_result **out)
+{
+    *out = NULL;
+    struct lsa_redundancy_result *r = calloc(1, sizeof *r);
+    if (!r) return lsa_err(LSA_ENOMEM, "out of memory");
+    size_t L = 0;
+    int64_t first = 0;
+    double *t = NULL;
+    int rc = lsa_h5_read_f64(h, "/redundancy/block_influence", &r->block_influence, &L);
+    if (!rc && (L < 1 || L > 1 << 20)) rc = lsa_err(LSA_EFORMAT, "%s: /redundancy/block_influence is empty", lsa_h5_path(h));
+    r->n_blocks = (int)L;
+    r->last_token = o->last_token;
+    if (!rc && !(r->model = lsa_path_base(model_path))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    if (!rc) rc = lsa_results_get_int(h, "/redundancy", "first_block", &first);
+    r->first = (int)first;
+    if (!rc) rc = lsa_results_get_int(h, "/redundancy", "n_tokens", &r->n_tokens);
+    if (!rc) rc = lsa_results_get_int(h, "/redundancy", "n_sequences", &r->n_last);
+    if (!rc) rc = lsa_results_get_i64(h, "/redundancy/bi_ranking", L, &r->bi_ranking);
+    if (!rc) rc = lsa_results_get_f64(h, "/redundancy/resid_norm", L + 1, &r->resid_norm);
+    if (!rc) rc = lsa_results_get_f64(h, "/redundancy/norm_growth", L, &r->norm_growth);
+    if (!rc && L > 1) {
+        rc = lsa_results_get_f64(h, "/redundancy/distance", (L - 1) * L, &r->distance);
+        if (!rc) rc = lsa_results_get_f64(h, "/redundancy/best_block", (L - 1) * 3, &t);
+        if (!rc && !(r->best = calloc(L - 1, sizeof *r->best))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i + 1 < L; i++)
+            r->best[i] = (struct lsa_redundancy_best){(int)t[3 * i], (int)t[3 * i + 1], t[3 * i + 2]};
+    } else if (!rc && (!(r->distance = calloc(1, sizeof(double))) || !(r->best = calloc(1, sizeof *r->best)))) {
+        rc = lsa_err(LSA_ENOMEM, "out of memory");
+    }
+    free(t);
+    int Li = (int)L;
+    r->n_marked = o->n_marked > 0 ? (o->n_marked < Li ? o->n_marked : Li) : (Li / 4 > 0 ? Li / 4 : 1);
+    if (rc) {
+        lsa_redundancy_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ figures */

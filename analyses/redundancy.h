@@ -65,6 +65,11 @@ struct lsa_redundancy_result {
 int lsa_redundancy_run(const struct lsa_similarity_result *sim, const struct lsa_redundancy_opts *o,
                        struct lsa_redundancy_result **out);
 int lsa_redundancy_save(const struct lsa_redundancy_result *r, struct lsa_results *res);
+/* Options that change the numbers, as text, and the saved result read back (results.h: reuse). */
+void lsa_redundancy_options(const struct lsa_redundancy_opts *o, const struct lsa_similarity_opts *so, char *buf,
+                            size_t cap);
+int lsa_redundancy_load(struct lsa_h5 *h, const char *model_path, const struct lsa_redundancy_opts *o,
+                        struct lsa_redundancy_result **out);
 int lsa_redundancy_draw(const struct lsa_redundancy_result *r, const struct lsa_plot_opts *po, const char *dir);
 void lsa_redundancy_free(struct lsa_redundancy_result *r);
 

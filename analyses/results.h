@@ -70,4 +70,37 @@ int lsa_results_json_strs(struct lsa_results *r, const char *key, const char *co
 int lsa_results_json_records(struct lsa_results *r, const char *key, int rows, int n_cols, const char *const *cols,
                              const double *v, const char *str_col, const char *const *strs);
 
+/* ------------------------------------------------------------------ reuse (results_read.c)
+ *
+ * `lsa report` reuses an analysis from an earlier DIR/results.h5 instead of recomputing it when the
+ * analysis group there carries the same `input_key` and `options` attributes as this run would write:
+ *   input_key  a 128-bit hash (hex) of lsa's version and commit; the capture file's size and modification
+ *              time, its /tokens, /seq_offsets and its created, command, model_path, dtype attributes; and,
+ *              for analyses that run the model, the model file (or each file directly in the model folder)
+ *              by name, size and modification time;
+ *   options    the analysis's options that change its numbers, as text ("cka_max_tokens=4096 ...").
+ */
+#define LSA_RESULTS_KEY 33 /* 32 hex digits and the NUL */
+
+/* model NULL: an analysis of the capture alone. */
+int lsa_results_input_key(const char *capture, const char *model, char key[LSA_RESULTS_KEY]);
+/* Put input_key and options on /group of the results being written. */
+int lsa_results_stamp(struct lsa_results *r, const char *group, const char *key, const char *options);
+
+struct lsa_h5;
+/* DIR/results.h5 as left by an earlier run; NULL when there is none or it cannot be read (then nothing is
+ * reused). Close with lsa_h5_close. */
+struct lsa_h5 *lsa_results_prev_open(const char *dir);
+/* /group in prev has this input_key and these options (prev NULL: false). */
+bool lsa_results_prev_match(struct lsa_h5 *prev, const char *group, const char *key, const char *options);
+
+/* Reads for the analyses' _load functions: a dataset of exactly n values as float64 / int64 (malloc'd, the
+ * caller frees), a scalar numeric attribute, an attribute of exactly n strings (free with
+ * lsa_h5_free_names). LSA_EFORMAT naming the file and object when missing or of another size. */
+int lsa_results_get_f64(struct lsa_h5 *h, const char *obj, size_t n, double **out);
+int lsa_results_get_i64(struct lsa_h5 *h, const char *obj, size_t n, int64_t **out);
+int lsa_results_get_int(struct lsa_h5 *h, const char *obj, const char *name, int64_t *v);
+int lsa_results_get_num(struct lsa_h5 *h, const char *obj, const char *name, double *v);
+int lsa_results_get_strs(struct lsa_h5 *h, const char *obj, const char *name, size_t n, char ***out);
+
 #endif

@@ -468,6 +468,7 @@ int lsa_robust_save(const struct lsa_robust_result *r, struct lsa_results *res)
     if (!rc) rc = lsa_results_attr_int(res, "/robustness", "n_tokens", r->n_tokens);
     if (!rc) rc = lsa_results_attr_int(res, "/robustness", "n_predicted", r->n_predicted);
     if (!rc) rc = lsa_results_attr_int(res, "/robustness", "n_windows", r->n_windows);
+    if (!rc) rc = lsa_results_attr_int(res, "/robustness", "random_seeds", r->random_seeds);
     if (!rc) rc = lsa_results_json_num(res, "robustness.baseline_nll", r->baseline_nll);
     if (!rc) rc = lsa_results_json_num(res, "robustness.baseline_ppl", exp(r->baseline_nll));
     if (!rc) rc = lsa_results_json_num(res, "robustness.n_tokens", (double)r->n_tokens);
@@ -532,6 +533,145 @@ int lsa_robust_save(const struct lsa_robust_result *r, struct lsa_results *res)
         if (!rc) rc = lsa_results_json_records(res, "robustness.painters", n, 3, cols, t, "name", names);
     }
     return rc;
+}
+
+/* ---------------------------------------------------------------- reuse */
+
+void lsa_robust_options(const struct lsa_robust_opts *o, const struct lsa_robust_windows *w, int n_layer, char *buf,
+                        size_t cap)
+{
+    /* the windows by count, size and an FNV-1a hash of their tokens: they may come from text files */
+    uint64_t fnv = 0xcbf29ce484222325ull;
+    const unsigned char *b = w ? (const unsigned char *)w->tokens : NULL;
+    for (size_t i = 0; b && i < (size_t)w->n_tokens * sizeof *w->tokens; i++) fnv = (fnv ^ b[i]) * 0x100000001b3ull;
+    size_t k = (size_t)snprintf(buf, cap, "max_tokens=%lld swap_all=%d sublayers=%d curves=%d random_seeds=%d "
+                                "painters=%d windows=%d/%lld/%016llx bi_order=", (long long)o->max_tokens,
+                                o->swap_all, o->sublayers, o->curves, o->random_seeds, o->painters,
+                                w ? w->n_seq : 0, w ? (long long)w->n_tokens : 0LL, (unsigned long long)fnv);
+    /* the order itself: it came from another analysis, which may have changed */
+    for (int i = 0; o->bi_order && k + 12 < cap && i < n_layer; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%d", i ? "," : "", o->bi_order[i]);
+    if (!o->bi_order && k + 8 < cap) snprintf(buf + k, cap - k, "windows");
+}
+
+/* Table /robustness/name (rows, nc) into metrics: its last three columns nll, kl, top1. */
+static int load_metrics(struct lsa_h5 *h, const char *name, int rows, int nc, struct lsa_robust_metrics **out)
+{
+    char obj[64];
+    snprintf(obj, sizeof obj, "/robustness/%s", name);
+    double *t = NULL;
+    int rc = lsa_results_get_f64(h, obj, (size_t)rows * nc, &t);
+    if (!rc && !(*out = calloc((size_t)rows + 1, sizeof **out))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < rows; i++) {
+        const double *row = t + (size_t)i * nc + nc - 3;
+        (*out)[i] = (struct lsa_robust_metrics){row[0], row[1], row[2]};
+    }
+    free(t);
+    return rc;
+}
+
+static int load_curve(struct lsa_h5 *h, const char *name, int L, double **out)
+{
+    char obj[64];
+    snprintf(obj, sizeof obj, "/robustness/%s", name);
+    double *t = NULL;
+    int rc = lsa_results_get_f64(h, obj, (size_t)L * 2, &t);
+    if (!rc && !(*out = malloc(sizeof(double) * (size_t)L))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    for (int k = 0; !rc && k < L; k++) (*out)[k] = t[2 * k + 1];
+    free(t);
+    return rc;
+}
+
+static int load_ints(struct lsa_h5 *h, const char *obj, int L, int **out)
+{
+    int64_t *v = NULL;
+    int rc = lsa_results_get_i64(h, obj, (size_t)L, &v);
+    if (!rc && !(*out = malloc(sizeof(int) * (size_t)L))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < L; i++) {
+        if (v[i] < 0 || v[i] >= L) rc = lsa_err(LSA_EFORMAT, "%s: %s holds %lld, not a layer", lsa_h5_path(h), obj, (long long)v[i]);
+        else (*out)[i] = (int)v[i];
+    }
+    free(v);
+    return rc;
+}
+
+static int load_painters(struct lsa_h5 *h, struct lsa_robust_result *r)
+{
+    int rank = 0, rc;
+    int64_t dims[LSA_H5_MAX_RANK];
+    if ((rc = lsa_h5_shape(h, "/robustness/painters", &rank, dims))) return rc;
+    if (rank != 2 || dims[1] != 3 || dims[0] > 8)
+        return lsa_err(LSA_EFORMAT, "%s: /robustness/painters is not a table of up to 8 rows (nll, kl, top1)",
+                       lsa_h5_path(h));
+    int n = (int)dims[0];
+    char **names = NULL, **plans = NULL;
+    struct lsa_robust_metrics *m = NULL;
+    rc = lsa_results_get_strs(h, "/robustness/painters", "names", (size_t)n, &names);
+    if (!rc) rc = lsa_results_get_strs(h, "/robustness/painters", "plans", (size_t)n, &plans);
+    if (!rc) rc = load_metrics(h, "painters", n, 3, &m);
+    if (!rc && !(r->painters = calloc((size_t)n + 1, sizeof *r->painters))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        snprintf(r->painters[i].name, sizeof r->painters[i].name, "%s", names[i]);
+        snprintf(r->painters[i].plan, sizeof r->painters[i].plan, "%s", plans[i]);
+        r->painters[i].m = m[i];
+    }
+    r->n_painters = rc ? 0 : n;
+    free(m);
+    lsa_h5_free_names(names, names ? (size_t)n : 0);
+    lsa_h5_free_names(plans, plans ? (size_t)n : 0);
+    return rc;
+}
+
+int lsa_robust_load(struct lsa_h5 *h, const char *model_path, struct lsa_robust_result **out)
+{
+    *out = NULL;
+    struct lsa_robust_result *r = calloc(1, sizeof *r);
+    if (!r) return lsa_err(LSA_ENOMEM, "out of memory");
+    int64_t v = 0;
+    int rank = 0;
+    int64_t dims[LSA_H5_MAX_RANK];
+    int rc = lsa_h5_shape(h, "/robustness/delete", &rank, dims);
+    if (!rc && (rank != 2 || dims[0] < 1 || dims[0] > 1 << 16))
+        rc = lsa_err(LSA_EFORMAT, "%s: /robustness/delete is not a table of layers", lsa_h5_path(h));
+    int L = rc ? 0 : (int)dims[0];
+    r->n_layer = L;
+    if (!rc && !(r->model = lsa_path_base(model_path))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    if (!rc) rc = lsa_results_get_num(h, "/robustness", "baseline_nll", &r->baseline_nll);
+    if (!rc) rc = lsa_results_get_int(h, "/robustness", "n_tokens", &r->n_tokens);
+    if (!rc) rc = lsa_results_get_int(h, "/robustness", "n_predicted", &r->n_predicted);
+    if (!rc) rc = lsa_results_get_int(h, "/robustness", "n_windows", &v);
+    r->n_windows = (int)v;
+    if (!rc) rc = lsa_results_get_int(h, "/robustness", "random_seeds", &v);
+    r->random_seeds = (int)v;
+    if (!rc) rc = load_metrics(h, "delete", L, 4, &r->del);
+    if (!rc) rc = load_metrics(h, "swap", L - 1, 5, &r->swap);
+    if (!rc && lsa_h5_exists(h, "/robustness/drop_attn")) rc = load_metrics(h, "drop_attn", L, 4, &r->drop_attn);
+    if (!rc && lsa_h5_exists(h, "/robustness/drop_mlp")) rc = load_metrics(h, "drop_mlp", L, 4, &r->drop_mlp);
+    if (!rc && lsa_h5_exists(h, "/robustness/swap_all_nll")) {
+        double *m[3] = {0};
+        static const char *names[3] = {"/robustness/swap_all_nll", "/robustness/swap_all_kl", "/robustness/swap_all_top1"};
+        size_t LL = (size_t)L * L;
+        for (int k = 0; !rc && k < 3; k++) rc = lsa_results_get_f64(h, names[k], LL, &m[k]);
+        if (!rc && !(r->swap_all = malloc(sizeof *r->swap_all * LL))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < LL; i++) r->swap_all[i] = (struct lsa_robust_metrics){m[0][i], m[1][i], m[2][i]};
+        free(m[0]), free(m[1]), free(m[2]);
+    }
+    if (!rc && lsa_h5_exists(h, "/robustness/removal_bi_order")) {
+        rc = load_curve(h, "removal_bi_order", L, &r->curve_bi);
+        if (!rc) rc = load_curve(h, "removal_best_block", L, &r->curve_block);
+        if (!rc && r->random_seeds > 0) rc = load_curve(h, "removal_random", L, &r->curve_random);
+    }
+    if (!rc) rc = load_ints(h, "/robustness/bi_order", L, &r->bi_order);
+    if (!rc) rc = lsa_h5_attr_str(h, "/robustness/bi_order", "source", &r->bi_order_source);
+    if (!rc) rc = load_ints(h, "/robustness/block_start", L, &r->block_start);
+    if (!rc) rc = lsa_results_get_f64(h, "/robustness/bi", (size_t)L, &r->bi);
+    if (!rc && lsa_h5_exists(h, "/robustness/painters")) rc = load_painters(h, r);
+    if (rc) {
+        lsa_robust_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- windows */

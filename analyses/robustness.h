@@ -101,6 +101,12 @@ struct lsa_robust_result {
 int lsa_robust_run(const struct lsa_model *m, const int32_t *tokens, const int64_t *offsets, int n_seq,
                    const struct lsa_robust_opts *o, struct lsa_robust_result **out);
 int lsa_robust_save(const struct lsa_robust_result *r, struct lsa_results *res);
+struct lsa_robust_windows;
+/* Options that change the numbers (with the windows' count and size), as text, and the saved result read
+ * back (results.h: reuse; seconds is 0 in a loaded result). */
+void lsa_robust_options(const struct lsa_robust_opts *o, const struct lsa_robust_windows *w, int n_layer, char *buf,
+                        size_t cap);
+int lsa_robust_load(struct lsa_h5 *h, const char *model_path, struct lsa_robust_result **out);
 /* Figures into dir (which must exist). */
 int lsa_robust_draw(const struct lsa_robust_result *r, const struct lsa_plot_opts *po, const char *dir);
 void lsa_robust_free(struct lsa_robust_result *r);

@@ -6,6 +6,7 @@
 #include "similarity.h"
 
 #include "linalg.h"
+#include "lsa/h5.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -377,6 +378,52 @@ int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_result
     if (!rc) rc = lsa_results_attr_str(res, "/similarity/resid_norm", "definition",
                                        "mean over tokens of the Euclidean norm of each point");
     return rc;
+}
+
+/* ------------------------------------------------------------------ reuse */
+
+void lsa_similarity_options(const struct lsa_similarity_opts *o, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "with_final=%d last_token=%d cka_max_tokens=%lld cka_batch=%d block_tokens=%lld",
+             o->with_final, o->last_token, (long long)o->cka_max_tokens, o->cka_batch, (long long)o->block_tokens);
+}
+
+int lsa_similarity_load(struct lsa_h5 *h, const char *model_path, const struct lsa_similarity_opts *o,
+                        struct lsa_similarity_result **out)
+{
+    *out = NULL;
+    struct lsa_similarity_result *r = calloc(1, sizeof *r);
+    if (!r) return lsa_err(LSA_ENOMEM, "out of memory");
+    size_t n = 0;
+    int rc = lsa_h5_attr_strs(h, "/similarity", "points", &r->names, &n);
+    r->n = (int)n;
+    size_t nn = n * n;
+    int64_t v = 0;
+    r->last_token = o->last_token;
+    if (!rc && !(r->model = lsa_path_base(model_path))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    if (!rc) rc = lsa_results_get_i64(h, "/similarity/point_index", n, &r->point_index);
+    if (!rc) rc = lsa_results_get_f64(h, "/similarity/cosine", nn, &r->cosine);
+    if (!rc) rc = lsa_results_get_f64(h, "/similarity/angular", nn, &r->angular);
+    if (!rc) rc = lsa_results_get_f64(h, "/similarity/angular_last", nn, &r->angular_last);
+    if (!rc) rc = lsa_results_get_f64(h, "/similarity/resid_norm", n, &r->resid_norm);
+    if (!rc) rc = lsa_results_get_int(h, "/similarity/cosine", "n_tokens", &r->n_tokens);
+    if (!rc) rc = lsa_results_get_int(h, "/similarity/angular_last", "n_tokens", &r->n_last);
+    if (!rc && lsa_h5_exists(h, "/similarity/cka_linear")) {
+        rc = lsa_results_get_f64(h, "/similarity/cka_linear", nn, &r->cka_linear);
+        if (!rc) rc = lsa_results_get_int(h, "/similarity/cka_linear", "n_tokens", &r->cka_tokens);
+    }
+    if (!rc && lsa_h5_exists(h, "/similarity/cka_minibatch")) {
+        rc = lsa_results_get_f64(h, "/similarity/cka_minibatch", nn, &r->cka_minibatch);
+        if (!rc) rc = lsa_results_get_int(h, "/similarity/cka_minibatch", "batch_size", &v);
+        r->cka_batch = (int)v;
+        if (!rc) rc = lsa_results_get_int(h, "/similarity/cka_minibatch", "n_batches", &r->cka_n_batches);
+    }
+    if (rc) {
+        lsa_similarity_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ figures */

@@ -86,6 +86,12 @@ struct lsa_similarity_result {
 int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similarity_opts *o,
                        struct lsa_similarity_result **out);
 int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_results *res);
+/* The options that change the numbers, as text (for results reuse: results.h). */
+void lsa_similarity_options(const struct lsa_similarity_opts *o, char *buf, size_t cap);
+/* What lsa_similarity_save wrote, read back from a results.h5 (h) into *out; model_path names the model
+ * for titles. Freed with lsa_similarity_free. */
+int lsa_similarity_load(struct lsa_h5 *h, const char *model_path, const struct lsa_similarity_opts *o,
+                        struct lsa_similarity_result **out);
 /* The figures into dir (which must exist). */
 int lsa_similarity_draw(const struct lsa_similarity_result *r, const struct lsa_plot_opts *po, const char *dir);
 void lsa_similarity_free(struct lsa_similarity_result *r);

@@ -239,6 +239,11 @@ int lsa_h5_read_i64(struct lsa_h5 *f, const char *dset, int64_t **data, size_t *
     return read_dset(f, dset, H5T_NATIVE_INT64, sizeof(int64_t), (void **)data, n_out);
 }
 
+int lsa_h5_read_f64(struct lsa_h5 *f, const char *dset, double **data, size_t *n_out)
+{
+    return read_dset(f, dset, H5T_NATIVE_DOUBLE, sizeof(double), (void **)data, n_out);
+}
+
 static hid_t open_attr(struct lsa_h5 *f, const char *obj, const char *attr)
 {
     if (!lsa_h5_exists(f, obj) || H5Aexists_by_name(f->fid, obj, attr, H5P_DEFAULT) <= 0) {
@@ -293,19 +298,24 @@ int lsa_h5_attr_str(struct lsa_h5 *f, const char *obj, const char *attr, char **
     return rc;
 }
 
-int lsa_h5_attr_i64(struct lsa_h5 *f, const char *obj, const char *attr, int64_t **data, size_t *n)
+static int attr_num(struct lsa_h5 *f, const char *obj, const char *attr, hid_t memtype, size_t elsize, void **data,
+                    size_t *n)
 {
     *data = NULL;
     *n = 0;
     hid_t a = open_attr(f, obj, attr);
     if (a < 0) return LSA_EFORMAT;
-    hid_t s = H5Aget_space(a);
+    hid_t s = H5Aget_space(a), ft = H5Aget_type(a);
     size_t count = 0;
     int rc = space_shape(s, f->path, attr, NULL, NULL, &count);
-    int64_t *buf = NULL;
-    if (rc == 0 && !(buf = malloc((count ? count : 1) * sizeof *buf))) rc = lsa_err(LSA_ENOMEM, "out of memory");
-    if (rc == 0 && H5Aread(a, H5T_NATIVE_INT64, buf) < 0)
-        rc = lsa_err(LSA_EFORMAT, "%s: attribute %s on %s is not an integer array", f->path, attr, obj);
+    H5T_class_t cl = H5Tget_class(ft);
+    void *buf = NULL;
+    if (rc == 0 && cl != H5T_INTEGER && cl != H5T_FLOAT)
+        rc = lsa_err(LSA_EFORMAT, "%s: attribute %s on %s is not numeric", f->path, attr, obj);
+    if (rc == 0 && !(buf = malloc((count ? count : 1) * elsize))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+    if (rc == 0 && H5Aread(a, memtype, buf) < 0)
+        rc = lsa_err(LSA_EFORMAT, "%s: cannot read attribute %s on %s as numbers", f->path, attr, obj);
+    H5Tclose(ft);
     H5Sclose(s);
     H5Aclose(a);
     if (rc) {
@@ -315,6 +325,16 @@ int lsa_h5_attr_i64(struct lsa_h5 *f, const char *obj, const char *attr, int64_t
     *data = buf;
     *n = count;
     return 0;
+}
+
+int lsa_h5_attr_i64(struct lsa_h5 *f, const char *obj, const char *attr, int64_t **data, size_t *n)
+{
+    return attr_num(f, obj, attr, H5T_NATIVE_INT64, sizeof(int64_t), (void **)data, n);
+}
+
+int lsa_h5_attr_f64(struct lsa_h5 *f, const char *obj, const char *attr, double **data, size_t *n)
+{
+    return attr_num(f, obj, attr, H5T_NATIVE_DOUBLE, sizeof(double), (void **)data, n);
 }
 
 /* ================================================================== writing */

@@ -37,10 +37,12 @@ int lsa_h5_shape(struct lsa_h5 *f, const char *dset, int *rank, int64_t dims[LSA
 /* Whole dataset converted to float / int64; shape via lsa_h5_shape. *n_out is the element count. */
 int lsa_h5_read_f32(struct lsa_h5 *f, const char *dset, float **data, size_t *n_out);
 int lsa_h5_read_i64(struct lsa_h5 *f, const char *dset, int64_t **data, size_t *n_out);
+int lsa_h5_read_f64(struct lsa_h5 *f, const char *dset, double **data, size_t *n_out);
 
 /* Attributes on an object (group or dataset; "/" for the root). */
 int lsa_h5_attr_str(struct lsa_h5 *f, const char *obj, const char *attr, char **value); /* malloc'd */
 int lsa_h5_attr_i64(struct lsa_h5 *f, const char *obj, const char *attr, int64_t **data, size_t *n);
+int lsa_h5_attr_f64(struct lsa_h5 *f, const char *obj, const char *attr, double **data, size_t *n);
 
 /* ------------------------------------------------------------------ writing */
 

@@ -61,7 +61,10 @@ static const char help[] =
     "  --dpi N                PNG resolution (default 200)\n"
     "  --format LIST          figure formats among pdf,png,svg (default pdf,png)\n"
     "  --no-figures           numbers only\n"
-    "  --quiet                no progress and no summary (skipped analyses are still reported)\n";
+    "  --quiet                no progress and no summary (skipped analyses are still reported)\n"
+    "  --force                recompute everything: by default an analysis already in DIR/results.h5 for\n"
+    "                         the same capture (its tokens and file), model files, lsa version and options\n"
+    "                         is read back from there instead of recomputed (figures are always redrawn)\n";
 
 static bool parse_ll(const char *s, long long lo, long long hi, long long *out)
 {
@@ -114,6 +117,13 @@ static void default_dir(const char *capture, char *out, size_t cap)
     if (n > 3 && !strcmp(b + n - 3, ".h5")) n -= 3;
     else if (n > 5 && !strcmp(b + n - 5, ".hdf5")) n -= 5;
     snprintf(out, cap, "output/%.*s-report", (int)n, b);
+}
+
+/* A results.h5 whose stamps match but whose numbers cannot be read back (damaged, edited): recompute. */
+static void reuse_failed(const char *dir, const char *analysis)
+{
+    fprintf(stderr, "lsa report: cannot reuse %s from %s/results.h5 (%s); recomputing it\n", analysis, dir,
+            lsa_errmsg());
 }
 
 static double seconds_since(const struct timespec *t0)
@@ -189,7 +199,8 @@ int lsa_cli_report(int argc, char **argv)
         {"cka-max-tokens", required_argument, 0, 'k'}, {"cka-batch", required_argument, 0, 'b'},
         {"size", required_argument, 0, 's'},       {"dpi", required_argument, 0, 'd'},
         {"format", required_argument, 0, 'f'},     {"no-figures", no_argument, 0, 'N'},
-        {"quiet", no_argument, 0, 'q'},            {"help", no_argument, 0, 'h'},
+        {"quiet", no_argument, 0, 'q'},            {"force", no_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},
         {"model", required_argument, 0, 'm'},      {"seq", required_argument, 0, 'S'},
         {"grid-positions", required_argument, 0, 'g'}, {"lens-tokens", required_argument, 0, 'l'},
         {"robust-tokens", required_argument, 0, 'r'}, {"swap-all", no_argument, 0, 'W'},
@@ -203,7 +214,7 @@ int lsa_cli_report(int argc, char **argv)
     struct lsa_plot_opts po = lsa_plot_opts_default();
     const char *out = NULL, *model_name = NULL;
     unsigned want = A_SIM | A_RED | A_LENS | A_ROB, named = 0;
-    bool figures = true, quiet = false, grid_given = false;
+    bool figures = true, quiet = false, grid_given = false, force = false;
     int grid_seq = 0, grid_a = 0, grid_b = 0, n_in = 0, c;
     struct input *in = calloc((size_t)argc + 1, sizeof *in);
     long long v;
@@ -265,6 +276,7 @@ int lsa_cli_report(int argc, char **argv)
             break;
         case 'N': figures = false; break;
         case 'q': quiet = true; break;
+        case 'R': force = true; break;
         case 'm': model_name = optarg; break;
         case 'S':
             if (!parse_ll(optarg, 0, INT_MAX, &v)) USAGE("report: --seq %s: use a sequence index >= 0", optarg);
@@ -317,6 +329,9 @@ int lsa_cli_report(int argc, char **argv)
     struct lsa_model *m = NULL;
     struct lsa_results *res = NULL;
     int *bi_order = NULL, status = LSA_EXIT_INPUT, rc;
+    struct lsa_h5 *prev = NULL;
+    char key_cap[LSA_RESULTS_KEY], key_model[LSA_RESULTS_KEY] = "", opt[4][8192];
+    unsigned reused = 0;
     char bi_source[128];
     if (!(cap = lsa_capture_read_open(capture))) goto out;
     const struct lsa_capture_info *ci = lsa_capture_read_info(cap);
@@ -374,11 +389,29 @@ int lsa_cli_report(int argc, char **argv)
     strcpy(command, "lsa");
     for (int i = 0; i < argc; i++) strcat(strcat(command, " "), argv[i]);
 
-    if (want & (A_SIM | A_RED)) {
-        if (!(want & A_SIM)) so.cka_max_tokens = 0, so.cka_batch = 0; /* redundancy alone needs no CKA */
-        if (lsa_similarity_run(cap, &so, &sim)) goto out;
+    /* reuse what an earlier run left in DIR/results.h5 for the same inputs and options (results.h) */
+    prev = force ? NULL : lsa_results_prev_open(dir);
+    if (lsa_results_input_key(capture, NULL, key_cap) || (m && lsa_results_input_key(capture, lsa_model_path(m), key_model)))
+        goto out;
+    if (!(want & A_SIM)) so.cka_max_tokens = 0, so.cka_batch = 0; /* redundancy alone needs no CKA */
+    lsa_similarity_options(&so, opt[0], sizeof opt[0]);
+    lsa_redundancy_options(&ro, &so, opt[1], sizeof opt[1]);
+    lsa_lens_options(&lo, opt[2], sizeof opt[2]);
+    if ((want & A_SIM) && lsa_results_prev_match(prev, "similarity", key_cap, opt[0])) {
+        if (lsa_similarity_load(prev, ci->model_path, &so, &sim)) reuse_failed(dir, "similarity");
+        else reused |= A_SIM;
     }
-    if ((want & A_RED) && (rc = lsa_redundancy_run(sim, &ro, &red))) {
+    if ((want & A_RED) && lsa_results_prev_match(prev, "redundancy", key_cap, opt[1])) {
+        if (lsa_redundancy_load(prev, ci->model_path, &ro, &red)) reuse_failed(dir, "redundancy");
+        else reused |= A_RED;
+    }
+    if ((want & A_LENS) && lsa_results_prev_match(prev, "logit_lens", key_model, opt[2])) {
+        if (lsa_lens_load(prev, m, ci->model_path, &lens)) reuse_failed(dir, "logit_lens");
+        else reused |= A_LENS;
+    }
+
+    if (!sim && ((want & A_SIM) || ((want & A_RED) && !red)) && lsa_similarity_run(cap, &so, &sim)) goto out;
+    if ((want & A_RED) && !red && (rc = lsa_redundancy_run(sim, &ro, &red))) {
         if (rc != LSA_EINVAL || (named & A_RED)) {
             lsa_err_wrap(rc, "%s", capture);
             goto out;
@@ -391,7 +424,7 @@ int lsa_cli_report(int argc, char **argv)
         n_skip++;
         want &= ~(unsigned)A_RED;
     }
-    if ((want & A_LENS) && (rc = lsa_lens_run(cap, m, &lo, &lens))) goto out;
+    if ((want & A_LENS) && !lens && (rc = lsa_lens_run(cap, m, &lo, &lens))) goto out;
     if (want & A_ROB) {
         if (n_in) {
             if (!(win = lsa_robust_windows_new()) || read_inputs(in, n_in, m, bo.max_tokens, win)) goto out;
@@ -411,6 +444,13 @@ int lsa_cli_report(int argc, char **argv)
             bo.bi_order_source = bi_source;
         }
         if (cw != win) lsa_robust_windows_free(cw);
+        lsa_robust_options(&bo, win, L, opt[3], sizeof opt[3]);
+        if (lsa_results_prev_match(prev, "robustness", key_model, opt[3])) {
+            if (lsa_robust_load(prev, lsa_model_path(m), &rob)) reuse_failed(dir, "robustness");
+            else reused |= A_ROB;
+        }
+    }
+    if ((want & A_ROB) && !rob) {
         struct progress prog = {.on = !quiet && isatty(2)};
         clock_gettime(CLOCK_MONOTONIC, &prog.t0);
         bo.progress = show_progress;
@@ -426,11 +466,14 @@ int lsa_cli_report(int argc, char **argv)
     struct lsa_results_meta meta = {.capture = capture, .model_path = ci->model_path, .model_type = ci->model_type,
                                     .n_tokens = ci->n_tokens, .command = command, .points = ci->point_names,
                                     .n_points = ci->n_points};
+    lsa_h5_close(prev);
+    prev = NULL;
     if (!(res = lsa_results_open(dir, &meta))) goto out;
-    if ((want & A_SIM) && lsa_similarity_save(sim, res)) goto out;
-    if (red && lsa_redundancy_save(red, res)) goto out;
-    if (lens && lsa_lens_save(lens, res)) goto out;
-    if (rob && lsa_robust_save(rob, res)) goto out;
+    if ((want & A_SIM) && (lsa_similarity_save(sim, res) || lsa_results_stamp(res, "similarity", key_cap, opt[0])))
+        goto out;
+    if (red && (lsa_redundancy_save(red, res) || lsa_results_stamp(res, "redundancy", key_cap, opt[1]))) goto out;
+    if (lens && (lsa_lens_save(lens, res) || lsa_results_stamp(res, "logit_lens", key_model, opt[2]))) goto out;
+    if (rob && (lsa_robust_save(rob, res) || lsa_results_stamp(res, "robustness", key_model, opt[3]))) goto out;
     if (figures) { /* the figure files and report.pdf/report.md, drawn by the same code */
         char model_base[256], created[32], *capture_cmd = NULL;
         const char *slash = strrchr(ci->model_path, '/');
@@ -468,6 +511,13 @@ int lsa_cli_report(int argc, char **argv)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", names[i]);
         fprintf(stderr, "lsa report: %s: %s on a capture of %lld tokens, %d points; %.1f s\n", dir, list,
                 (long long)ci->n_tokens, ci->n_points, seconds_since(&t0));
+        list[0] = 0;
+        for (int i = 0; i < 4; i++)
+            if (reused & (1u << i))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", names[i]);
+        if (list[0])
+            fprintf(stderr, "lsa report: %s read back from the earlier %s/results.h5 (same inputs and options; "
+                    "--force recomputes)\n", list, dir);
         if (lens) {
             int P = lens->n_points;
             fprintf(stderr, "lsa report: lens: %lld tokens; KL to the final output %.3f (first point) .. %.3f (last "
@@ -477,20 +527,23 @@ int lsa_cli_report(int argc, char **argv)
         }
         if (rob) {
             int L = rob->n_layer, worst = 0, best = 0;
+            char secs[32] = "";
+            if (!(reused & A_ROB)) snprintf(secs, sizeof secs, "; %.1f s", rob->seconds);
             for (int i = 1; i < L; i++) {
                 if (rob->del[i].nll > rob->del[worst].nll) worst = i;
                 if (rob->del[i].nll < rob->del[best].nll) best = i;
             }
             fprintf(stderr, "lsa report: robustness: baseline NLL %.4f (perplexity %.2f) on %lld tokens; deleting "
-                    "layer %d costs %+.3f nats (most), layer %d %+.3f (least); %.1f s\n", rob->baseline_nll,
+                    "layer %d costs %+.3f nats (most), layer %d %+.3f (least)%s\n", rob->baseline_nll,
                     exp(rob->baseline_nll), (long long)rob->n_tokens, worst, rob->del[worst].nll - rob->baseline_nll,
-                    best, rob->del[best].nll - rob->baseline_nll, rob->seconds);
+                    best, rob->del[best].nll - rob->baseline_nll, secs);
         }
     }
     status = LSA_EXIT_OK;
 out:
     if (status) lsa_cli_fail();
     lsa_results_abort(res);
+    lsa_h5_close(prev);
     lsa_robust_free(rob);
     lsa_robust_windows_free(win);
     lsa_lens_free(lens);
