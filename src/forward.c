@@ -12,6 +12,7 @@
 #include "lsa/forward.h"
 
 #include "ops.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -240,8 +241,7 @@ static void row_stats(const float *r, int V, int target, float *nll, int top_k, 
     if (nll) {
         float mx = -INFINITY;
         for (int j = 0; j < V; j++) mx = r[j] > mx ? r[j] : mx;
-        double s = 0;
-        for (int j = 0; j < V; j++) s += expf(r[j] - mx); /* terms in float, the sum in double */
+        double s = lsa_vexp_sum(r, (size_t)V, mx); /* terms in float, the sum in double */
         *nll = (float)(log(s) + mx - r[target]);
     }
     for (int k = 0; k < top_k; k++) top[k] = -1;

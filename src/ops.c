@@ -4,6 +4,7 @@
  * transformers' float32 results regardless of summation order.
  */
 #include "ops.h"
+#include "vmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -48,31 +49,16 @@ void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const fl
     }
 }
 
-static inline float act1(enum lsa_act_kind act, float x)
-{
-    switch (act) {
-    /* float math as torch computes these in float32; erff/tanhf are within an ulp or two */
-    case LSA_ACT_SILU: return x / (1.0f + expf(-x));
-    case LSA_ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-    case LSA_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    case LSA_ACT_RELU: return x > 0 ? x : 0;
-    }
-    return x;
-}
-
 void lsa_ops_act(enum lsa_act_kind act, float *x, int n_tok, int n, int ld)
 {
-    for (int t = 0; t < n_tok; t++) {
-        float *r = x + (size_t)t * ld;
-        for (int j = 0; j < n; j++) r[j] = act1(act, r[j]);
-    }
+    for (int t = 0; t < n_tok; t++) lsa_vact(act, x + (size_t)t * ld, (size_t)n);
 }
 
 void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, int off)
 {
     for (int t = 0; t < n_tok; t++) {
         float *r = x + (size_t)t * ld;
-        for (int j = 0; j < n; j++) r[j] = act1(act, r[j]) * r[off + j];
+        lsa_vact_mul(act, r, r + off, (size_t)n);
     }
 }
 
@@ -114,11 +100,7 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
                 int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0, hi = i - k0; /* keys lo..hi */
                 float mx = -INFINITY;
                 for (int j = lo; j <= hi; j++) mx = row[j] > mx ? row[j] : mx;
-                double sum = 0;
-                for (int j = lo; j <= hi; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
+                double sum = lsa_vexp_shift(row + lo, (size_t)(hi - lo + 1), mx);
                 float inv = (float)(1.0 / sum);
                 for (int j = 0; j < lo; j++) row[j] = 0;
                 for (int j = lo; j <= hi; j++) row[j] *= inv;

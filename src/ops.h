@@ -8,6 +8,10 @@
 
 #include "model_impl.h"
 
+/* The elementwise kernels run on one thread, between GEMMs that use all of OpenBLAS's: measured, an
+ * OpenMP team for them was slower at every size (its threads spin after each region and take cores from
+ * OpenBLAS's; bench/RESULTS.md), and vectorising them (vmath.c) did more. */
+
 /* y (T, n_out; ldy) = x (T, n_in; ldx) · Wᵀ + b, with W = w (l->w as float32) laid out as l says */
 void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy);
 /* y (T, d) = norm(x (T, d)) per the arch (RMS or Layer, gemma's 1 + w); x and y may alias. */

@@ -1,0 +1,66 @@
+/*
+ * vmath.c — the transcendental loops of the forward (softmax exponentials, activations), written so that
+ * GCC turns them into calls to glibc's vector math library (libmvec: expf, erff, tanhf 4, 8 or 16 floats
+ * at a time, within 1-4 ulp of the scalar functions) instead of one libm call per float.
+ *
+ * That needs -ffast-math on this file (CMakeLists.txt: glibc declares the vector variants only under
+ * __FAST_MATH__) and a vectorising -O level; target_clones builds AVX-512, AVX2 and baseline copies picked
+ * at load time. Nothing here compares or tests for NaN, which -ffast-math would assume away: NaN and Inf
+ * flow through the arithmetic as they would without it. Sums are in double, as the scalar code had them.
+ * With another compiler (clang in the fuzz build) the same loops are simply scalar.
+ */
+#include "vmath.h"
+
+#include <math.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VARIANTS __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VARIANTS
+#endif
+
+VARIANTS double lsa_vexp_shift(float *x, size_t n, float shift)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - shift);
+        s += x[i];
+    }
+    return s;
+}
+
+VARIANTS double lsa_vexp_sum(const float *x, size_t n, float shift)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += expf(x[i] - shift);
+    return s;
+}
+
+VARIANTS void lsa_vact(enum lsa_act_kind act, float *x, size_t n)
+{
+    switch (act) {
+    case LSA_ACT_SILU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+        break;
+    case LSA_ACT_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+        break;
+    case LSA_ACT_GELU_TANH:
+        for (size_t i = 0; i < n; i++)
+            x[i] = 0.5f * x[i] * (1.0f + tanhf(0.7978845608028654f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+        break;
+    case LSA_ACT_RELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+        break;
+    }
+}
+
+VARIANTS void lsa_vact_mul(enum lsa_act_kind act, float *x, const float *y, size_t n)
+{
+    if (act == LSA_ACT_SILU) { /* the gated MLP of every llama-like model: one fused loop */
+        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i])) * y[i];
+        return;
+    }
+    lsa_vact(act, x, n);
+    for (size_t i = 0; i < n; i++) x[i] *= y[i];
+}

@@ -1,0 +1,20 @@
+/*
+ * vmath.h — vectorised exponentials and activations for the forward (private to src/; vmath.c says how).
+ */
+#ifndef LSA_VMATH_H
+#define LSA_VMATH_H
+
+#include "lsa/model.h"
+
+#include <stddef.h>
+
+/* x[i] = expf(x[i] - shift); returns the sum of the new x[i] (in double). */
+double lsa_vexp_shift(float *x, size_t n, float shift);
+/* The sum of expf(x[i] - shift) (in double), x unchanged. */
+double lsa_vexp_sum(const float *x, size_t n, float shift);
+/* x[i] = act(x[i]). */
+void lsa_vact(enum lsa_act_kind act, float *x, size_t n);
+/* x[i] = act(x[i]) * y[i]. */
+void lsa_vact_mul(enum lsa_act_kind act, float *x, const float *y, size_t n);
+
+#endif
