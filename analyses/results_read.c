@@ -156,26 +156,28 @@ static int count_check(struct lsa_h5 *h, const char *obj, size_t got, size_t wan
     return lsa_err(LSA_EFORMAT, "%s: %s holds %zu values, expected %zu", lsa_h5_path(h), obj, got, want);
 }
 
-int lsa_results_get_f64(struct lsa_h5 *h, const char *obj, size_t n, double **out)
+/* After a read of got values into *out: exactly want of them, else free *out and fail. */
+static int sized(struct lsa_h5 *h, const char *obj, int rc, size_t got, size_t want, void **out)
 {
-    size_t got = 0;
-    int rc = lsa_h5_read_f64(h, obj, out, &got);
-    if (!rc && (rc = count_check(h, obj, got, n))) {
+    if (!rc && (rc = count_check(h, obj, got, want))) {
         free(*out);
         *out = NULL;
     }
     return rc;
 }
 
+int lsa_results_get_f64(struct lsa_h5 *h, const char *obj, size_t n, double **out)
+{
+    size_t got = 0;
+    int rc = lsa_h5_read_f64(h, obj, out, &got);
+    return sized(h, obj, rc, got, n, (void **)out);
+}
+
 int lsa_results_get_i64(struct lsa_h5 *h, const char *obj, size_t n, int64_t **out)
 {
     size_t got = 0;
     int rc = lsa_h5_read_i64(h, obj, out, &got);
-    if (!rc && (rc = count_check(h, obj, got, n))) {
-        free(*out);
-        *out = NULL;
-    }
-    return rc;
+    return sized(h, obj, rc, got, n, (void **)out);
 }
 
 int lsa_results_get_int(struct lsa_h5 *h, const char *obj, const char *name, int64_t *v)
@@ -183,7 +185,8 @@ int lsa_results_get_int(struct lsa_h5 *h, const char *obj, const char *name, int
     int64_t *a = NULL;
     size_t n = 0;
     int rc = lsa_h5_attr_i64(h, obj, name, &a, &n);
-    if (!rc && !(rc = count_check(h, name, n, 1))) *v = a[0];
+    rc = sized(h, name, rc, n, 1, (void **)&a);
+    if (!rc) *v = a[0];
     free(a);
     return rc;
 }
@@ -193,7 +196,8 @@ int lsa_results_get_num(struct lsa_h5 *h, const char *obj, const char *name, dou
     double *a = NULL;
     size_t n = 0;
     int rc = lsa_h5_attr_f64(h, obj, name, &a, &n);
-    if (!rc && !(rc = count_check(h, name, n, 1))) *v = a[0];
+    rc = sized(h, name, rc, n, 1, (void **)&a);
+    if (!rc) *v = a[0];
     free(a);
     return rc;
 }
