@@ -222,6 +222,8 @@ static struct lsa_h5w_dset *act_dset(struct lsa_capture *c, const char *name, in
         const char *axes[] = {axis0, "token", "feature"};
         if (ds) lsa_h5w_attr_strs(c->w, name, "axes", axes, 3);
     }
+    /* deflate on every core, off the forward's path (chunkstage.h); the file is the same */
+    if (ds && c->o.compress > 0 && lsa_h5w_dset_stage(ds)) return NULL;
     return ds;
 }
 
@@ -553,7 +555,7 @@ static int put_window(struct lsa_capture *c, const int32_t *ids, int n, const ch
     if ((rc = lsa_h5w_write(c->tokens, st, ct, ids)) || (rc = lsa_h5w_write(c->nll, st, ct, c->nll_buf)) ||
         (c->logits && (rc = lsa_h5w_write(c->logits, st, ct, c->logit_buf))) ||
         (rc = lsa_h5w_write(c->texts, s1, c1, &text)) || (rc = lsa_h5w_write(c->offsets, so, c1, &end)) ||
-        (rc = lsa_h5w_write(c->sums, rs, rc3, row)))
+        (rc = lsa_h5w_write(c->sums, rs, rc3, row)) || (rc = lsa_h5w_commit(c->w, end)))
         return rc;
     c->n_tok = end;
     c->n_seq++;

@@ -5,6 +5,8 @@
  */
 #include "lsa/h5.h"
 
+#include "chunkstage.h"
+
 #include <errno.h>
 #include <hdf5.h>
 #include <stdlib.h>
@@ -348,6 +350,9 @@ struct lsa_h5w_dset {
     hsize_t dims[LSA_H5_MAX_RANK];
     uint16_t *half; /* conversion scratch for F16 */
     size_t half_cap;
+    hsize_t chunk[LSA_H5_MAX_RANK];
+    int level;
+    struct lsa_stage *stage; /* lsa_h5w_dset_stage: chunks compressed here and stored raw */
 };
 
 struct lsa_h5w {
@@ -401,12 +406,15 @@ struct lsa_h5w *lsa_h5w_create(const char *path)
     return w;
 }
 
+static int stage_flush(struct lsa_h5w *w);
+
 int lsa_h5w_close(struct lsa_h5w *w)
 {
     if (!w) return 0;
-    int rc = w->err;
+    int rc = w->err ? w->err : stage_flush(w);
     for (size_t i = 0; i < w->n_d; i++) {
         struct lsa_h5w_dset *d = w->d[i];
+        lsa_stage_free(d->stage);
         if (H5Dclose(d->id) < 0 && !rc) rc = lsa_err(LSA_EIO, "%s: closing %s failed", w->path, d->name);
         if (d->type == LSA_H5_STR) H5Tclose(d->memtype);
         free(d->half);
@@ -509,11 +517,12 @@ struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_
     d->type = type;
     d->rank = rank;
     d->grow = grow_axis;
+    d->level = level;
     hsize_t cur[LSA_H5_MAX_RANK], max[LSA_H5_MAX_RANK], ch[LSA_H5_MAX_RANK];
     for (int i = 0; i < rank; i++) {
         cur[i] = d->dims[i] = i == grow_axis ? 0 : (hsize_t)dims[i];
         max[i] = i == grow_axis ? H5S_UNLIMITED : (hsize_t)dims[i];
-        ch[i] = chunk[i] > 0 ? (hsize_t)chunk[i] : 1;
+        ch[i] = d->chunk[i] = chunk[i] > 0 ? (hsize_t)chunk[i] : 1;
     }
     hid_t ftype;
     switch (type) {
@@ -608,6 +617,13 @@ int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t c
         const float *f = data;
         for (size_t i = 0; i < n; i++) d->half[i] = f32_to_f16(f[i]);
         data = d->half;
+    }
+    if (d->stage) {
+        int64_t a = d->rank == 3 ? (int64_t)st[0] : 0;
+        if ((d->rank == 3 && ct[0] != 1) || st[d->rank - 1] != 0 || ct[d->rank - 1] != d->dims[d->rank - 1])
+            return fail_w(w, lsa_err(LSA_EINVAL, "%s: %s is written in whole rows of one slice", w->path, d->name));
+        int rc = lsa_stage_put(d->stage, a, (int64_t)st[d->grow], (int64_t)ct[d->grow], data);
+        return rc ? fail_w(w, lsa_err_wrap(rc, "%s: %s", w->path, d->name)) : 0;
     }
     hid_t fs = H5Dget_space(d->id), ms = H5Screate_simple(d->rank, ct, NULL);
     int rc = 0;
@@ -843,9 +859,60 @@ int lsa_h5w_group(struct lsa_h5w *w, const char *name)
 
 /* ================================================================== checkpoints (issue 9) */
 
+/* A chunk compressed by the stage, stored as it is (filter mask 0: shuffle and deflate applied). */
+static int emit_chunk(void *ctx, int64_t a, int64_t k, const void *data, size_t n)
+{
+    struct lsa_h5w_dset *d = ctx;
+    hsize_t off[LSA_H5_MAX_RANK] = {0};
+    if (d->rank == 3) off[0] = (hsize_t)a;
+    off[d->grow] = (hsize_t)k * d->chunk[d->grow];
+    errno = 0;
+    if (H5Dwrite_chunk(d->id, H5P_DEFAULT, 0, off, n, data) < 0)
+        return lsa_err(LSA_EIO, "%s: writing a chunk of %s failed%s", d->w->path, d->name, io_reason());
+    return 0;
+}
+
+int lsa_h5w_dset_stage(struct lsa_h5w_dset *d)
+{
+    struct lsa_h5w *w = d->w;
+    if (w->err) return w->err;
+    size_t elem = d->type == LSA_H5_F16 ? 2 : d->type == LSA_H5_F32 ? 4 : 0;
+    if (!elem || d->level <= 0 || (d->rank != 2 && d->rank != 3) || d->grow != d->rank - 2 ||
+        (d->rank == 3 && d->chunk[0] != 1) || d->chunk[d->rank - 1] != d->dims[d->rank - 1])
+        return fail_w(w, lsa_err(LSA_EINVAL, "%s: %s cannot be staged (compressed float rows, one slice per chunk)",
+                                 w->path, d->name));
+    d->stage = lsa_stage_new(elem, elem * d->dims[d->rank - 1], (int64_t)d->chunk[d->grow],
+                             d->rank == 3 ? (int64_t)d->dims[0] : 1, d->level);
+    return d->stage ? 0 : fail_w(w, LSA_ENOMEM);
+}
+
+int lsa_h5w_commit(struct lsa_h5w *w, int64_t rows)
+{
+    if (w->err) return w->err;
+    for (size_t i = 0; i < w->n_d; i++) {
+        struct lsa_h5w_dset *d = w->d[i];
+        int rc = d->stage ? lsa_stage_commit(d->stage, rows, false, emit_chunk, d) : 0;
+        if (rc) return fail_w(w, rc);
+    }
+    return 0;
+}
+
+/* Every staged dataset's last, incomplete chunks too (kept staged: they are stored again when full). */
+static int stage_flush(struct lsa_h5w *w)
+{
+    for (size_t i = 0; i < w->n_d; i++) {
+        struct lsa_h5w_dset *d = w->d[i];
+        int rc = d->stage ? lsa_stage_commit(d->stage, lsa_stage_committed(d->stage), true, emit_chunk, d) : 0;
+        if (rc) return fail_w(w, rc);
+    }
+    return 0;
+}
+
 int lsa_h5w_flush(struct lsa_h5w *w)
 {
     if (w->err) return w->err;
+    int rc = stage_flush(w);
+    if (rc) return rc;
     errno = 0;
     if (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0)
         return fail_w(w, lsa_err(LSA_EIO, "%s: flush failed%s", w->path, io_reason()));

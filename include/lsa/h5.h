@@ -114,6 +114,16 @@ int lsa_h5w_flush(struct lsa_h5w *w);
  * cache_bytes: for many small partial reads of compressed data (each would otherwise decompress its
  * chunks again). */
 void lsa_h5_keep_open(struct lsa_h5 *f, size_t cache_bytes);
+/*
+ * Compress this dataset's chunks outside HDF5, on all cores (src/chunkstage.h), instead of in HDF5's
+ * filter pipeline on the writing thread: for a compressed F16/F32 dataset of rank 2 (token, feature) or 3
+ * (slice, token, feature) growing along the token axis, with chunks of one slice and whole rows. Writes
+ * must then be whole rows of one slice; rows stay in memory until lsa_h5w_commit says they are final,
+ * and an incomplete last chunk is stored at each flush and at close. The file is the same as without.
+ */
+int lsa_h5w_dset_stage(struct lsa_h5w_dset *d);
+/* Rows (along the growing axis) below `rows` of every staged dataset are final: store their full chunks. */
+int lsa_h5w_commit(struct lsa_h5w *w, int64_t rows);
 /* The file being written was renamed (rename(2) keeps it open): messages name it path from now on. */
 int lsa_h5w_renamed(struct lsa_h5w *w, const char *path);
 /* The IEEE half bits that lsa_h5w_write stores for x in an LSA_H5_F16 dataset (round to nearest even). */

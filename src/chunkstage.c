@@ -1,0 +1,183 @@
+/*
+ * chunkstage.c — see chunkstage.h. Threads are started per commit and joined before it returns (a
+ * commit compresses whole chunks of about a MiB each, so starting a thread costs next to nothing), and
+ * they sleep in no pool between commits: nothing spins while OpenBLAS computes the next window.
+ */
+#include "chunkstage.h"
+
+#include <libdeflate.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_THREADS 16
+
+struct lsa_stage {
+    size_t elem, row_bytes, chunk_bytes;
+    int64_t per, across;
+    int level;
+    int64_t base;      /* chunk row index of the first staged chunk row */
+    int64_t n_rows;    /* staged chunk rows */
+    unsigned char *buf; /* (n_rows, across, chunk_bytes) */
+    int64_t committed;
+    int n_threads;
+    struct libdeflate_compressor *comp[MAX_THREADS];
+    unsigned char *scratch[MAX_THREADS]; /* (chunk_bytes) the shuffled chunk */
+    unsigned char **out;  /* (cap_jobs) compressed chunks */
+    size_t *out_n;
+    size_t out_cap, bound;
+    int64_t cap_jobs;
+};
+
+void lsa_stage_free(struct lsa_stage *s)
+{
+    if (!s) return;
+    for (int i = 0; i < MAX_THREADS; i++) {
+        if (s->comp[i]) libdeflate_free_compressor(s->comp[i]);
+        free(s->scratch[i]);
+    }
+    for (int64_t j = 0; j < s->cap_jobs; j++) free(s->out[j]);
+    free(s->out);
+    free(s->out_n);
+    free(s->buf);
+    free(s);
+}
+
+struct lsa_stage *lsa_stage_new(size_t elem, size_t row_bytes, int64_t per, int64_t across, int level)
+{
+    if (elem == 0 || row_bytes % elem || per < 1 || across < 1 || level < 1 || level > 12) {
+        lsa_err(LSA_EINVAL, "chunk stage: bad geometry");
+        return NULL;
+    }
+    struct lsa_stage *s = calloc(1, sizeof *s);
+    if (!s) {
+        lsa_err(LSA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->elem = elem, s->row_bytes = row_bytes, s->per = per, s->across = across, s->level = level;
+    s->chunk_bytes = row_bytes * (size_t)per;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    s->n_threads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
+    for (int i = 0; i < s->n_threads; i++) {
+        if (!(s->comp[i] = libdeflate_alloc_compressor(level)) || !(s->scratch[i] = malloc(s->chunk_bytes))) {
+            lsa_stage_free(s);
+            lsa_err(LSA_ENOMEM, "out of memory");
+            return NULL;
+        }
+    }
+    s->bound = libdeflate_zlib_compress_bound(s->comp[0], s->chunk_bytes);
+    return s;
+}
+
+int64_t lsa_stage_committed(const struct lsa_stage *s) { return s->committed; }
+
+static unsigned char *chunk_at(const struct lsa_stage *s, int64_t row, int64_t a)
+{
+    return s->buf + ((size_t)row * (size_t)s->across + (size_t)a) * s->chunk_bytes;
+}
+
+int lsa_stage_put(struct lsa_stage *s, int64_t a, int64_t t0, int64_t n, const void *rows)
+{
+    if (a < 0 || a >= s->across || t0 < 0 || n < 0) return lsa_err(LSA_EINVAL, "chunk stage: write outside the dataset");
+    if (n == 0) return 0;
+    if (t0 / s->per < s->base)
+        return lsa_err(LSA_EINVAL, "chunk stage: rows from %lld were already stored", (long long)t0);
+    int64_t need = (t0 + n - 1) / s->per + 1 - s->base;
+    if (need > s->n_rows) {
+        size_t row_set = (size_t)s->across * s->chunk_bytes;
+        unsigned char *b = realloc(s->buf, (size_t)need * row_set);
+        if (!b) return lsa_err(LSA_ENOMEM, "out of memory staging chunks");
+        memset(b + (size_t)s->n_rows * row_set, 0, (size_t)(need - s->n_rows) * row_set);
+        s->buf = b;
+        s->n_rows = need;
+    }
+    const unsigned char *src = rows;
+    for (int64_t t = t0; t < t0 + n; t++, src += s->row_bytes)
+        memcpy(chunk_at(s, t / s->per - s->base, a) + (size_t)(t % s->per) * s->row_bytes, src, s->row_bytes);
+    return 0;
+}
+
+struct job_set {
+    struct lsa_stage *s;
+    int64_t n_jobs;
+    int tid, n_threads;
+    int failed;
+};
+
+/* HDF5's shuffle filter: byte j of every element together, then byte j + 1, ... */
+static void shuffle(const unsigned char *in, unsigned char *out, size_t n_bytes, size_t elem)
+{
+    size_t n = n_bytes / elem;
+    if (elem == 1) {
+        memcpy(out, in, n_bytes);
+        return;
+    }
+    for (size_t j = 0; j < elem; j++) {
+        unsigned char *o = out + j * n;
+        for (size_t i = 0; i < n; i++) o[i] = in[i * elem + j];
+    }
+}
+
+static void *compress_jobs(void *arg)
+{
+    struct job_set *js = arg;
+    struct lsa_stage *s = js->s;
+    for (int64_t j = js->tid; j < js->n_jobs; j += js->n_threads) {
+        const unsigned char *src = s->buf + (size_t)j * s->chunk_bytes; /* jobs run over the staged chunks in order */
+        shuffle(src, s->scratch[js->tid], s->chunk_bytes, s->elem);
+        s->out_n[j] = libdeflate_zlib_compress(s->comp[js->tid], s->scratch[js->tid], s->chunk_bytes, s->out[j],
+                                               s->bound);
+        if (s->out_n[j] == 0) js->failed = 1;
+    }
+    return NULL;
+}
+
+int lsa_stage_commit(struct lsa_stage *s, int64_t hi, bool partial, lsa_stage_emit emit, void *ctx)
+{
+    if (hi > s->committed) s->committed = hi;
+    int64_t full = hi / s->per - s->base, rows = full;
+    if (full > s->n_rows) full = rows = s->n_rows;
+    if (full < 0) full = rows = 0;
+    if (partial && hi % s->per && rows < s->n_rows && hi / s->per >= s->base) rows++;
+    if (rows == 0) return 0;
+    int64_t n_jobs = rows * s->across;
+    if (n_jobs > s->cap_jobs) {
+        unsigned char **o = realloc(s->out, (size_t)n_jobs * sizeof *o);
+        if (o) s->out = o;
+        size_t *on = o ? realloc(s->out_n, (size_t)n_jobs * sizeof *on) : NULL;
+        if (on) s->out_n = on;
+        if (!o || !on) return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
+        for (int64_t j = s->cap_jobs; j < n_jobs; j++) s->out[j] = NULL;
+        for (int64_t j = s->cap_jobs; j < n_jobs; j++)
+            if (!(s->out[j] = malloc(s->bound))) {
+                s->cap_jobs = j;
+                return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
+            }
+        s->cap_jobs = n_jobs;
+    }
+    int nt = n_jobs < s->n_threads ? (int)n_jobs : s->n_threads;
+    struct job_set js[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    bool started[MAX_THREADS] = {0};
+    for (int i = 0; i < nt; i++) {
+        js[i] = (struct job_set){.s = s, .n_jobs = n_jobs, .tid = i, .n_threads = nt};
+        if (i > 0) started[i] = pthread_create(&th[i], NULL, compress_jobs, &js[i]) == 0;
+    }
+    compress_jobs(&js[0]);
+    for (int i = 1; i < nt; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        else compress_jobs(&js[i]); /* no thread to be had: do its share here */
+    }
+    int rc = 0;
+    for (int i = 0; i < nt; i++)
+        if (js[i].failed) rc = lsa_err(LSA_EIO, "chunk stage: deflate failed");
+    for (int64_t j = 0; j < n_jobs && !rc; j++)
+        rc = emit(ctx, j % s->across, s->base + j / s->across, s->out[j], s->out_n[j]);
+    if (rc || full == 0) return rc;
+    size_t row_set = (size_t)s->across * s->chunk_bytes;
+    memmove(s->buf, s->buf + (size_t)full * row_set, (size_t)(s->n_rows - full) * row_set);
+    s->base += full;
+    s->n_rows -= full;
+    return 0;
+}
