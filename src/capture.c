@@ -222,7 +222,7 @@ static struct lsa_h5w_dset *act_dset(struct lsa_capture *c, const char *name, in
         const char *axes[] = {axis0, "token", "feature"};
         if (ds) lsa_h5w_attr_strs(c->w, name, "axes", axes, 3);
     }
-    /* deflate on every core, off the forward's path (chunkstage.h); the file is the same */
+    /* deflate on every core between windows (chunkstage.h), not inside HDF5 during the forward; same file */
     if (ds && c->o.compress > 0 && lsa_h5w_dset_stage(ds)) return NULL;
     return ds;
 }
