@@ -27,3 +27,10 @@ double lsa_la_sumsq(long n, const double *x)
     for (long i = 0; i < n; i++) s += x[i] * x[i];
     return s;
 }
+
+int lsa_la_threads(int n)
+{
+    int was = openblas_get_num_threads();
+    openblas_set_num_threads(n);
+    return was;
+}

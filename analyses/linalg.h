@@ -13,4 +13,7 @@ void lsa_la_gemm_tn(int m, int n, int k, const double *a, int lda, const double 
 /* sum of squares of x (n) */
 double lsa_la_sumsq(long n, const double *x);
 
+/* Set the BLAS thread count (process-wide) and return the previous one. */
+int lsa_la_threads(int n);
+
 #endif

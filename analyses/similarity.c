@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct lsa_similarity_opts lsa_similarity_opts_default(void)
 {
@@ -61,6 +62,7 @@ struct pass {
     double *rs;         /* (n, b) their row sums */
     double *tr, *rr;    /* (n, n) tr(K~_i K~_j), (K~_i 1)^T (K~_j 1) */
     double *hsic;       /* (n, n) sum over minibatches of HSIC1 */
+    double *mean;       /* (n, D) a minibatch's column means */
     int64_t n_batches;
     /* exact CKA */
     int64_t cap, kept;  /* token cap, tokens kept so far */
@@ -70,7 +72,7 @@ struct pass {
 static void pass_free(struct pass *s)
 {
     free(s->gram), free(s->norm), free(s->tot), free(s->tok), free(s->cos_sum), free(s->ang_sum), free(s->last_sum), free(s->norm_sum);
-    free(s->mb), free(s->kg), free(s->rs), free(s->tr), free(s->rr), free(s->hsic), free(s->z);
+    free(s->mb), free(s->kg), free(s->rs), free(s->tr), free(s->rr), free(s->hsic), free(s->mean), free(s->z);
 }
 
 static int pass_alloc(struct pass *s, int n, int D, int b, int64_t cap)
@@ -93,7 +95,8 @@ static int pass_alloc(struct pass *s, int n, int D, int b, int64_t cap)
         s->tr = calloc(nn, sizeof(double));
         s->rr = calloc(nn, sizeof(double));
         s->hsic = calloc(nn, sizeof(double));
-        ok = s->mb && s->kg && s->rs && s->tr && s->rr && s->hsic;
+        s->mean = malloc((size_t)n * D * sizeof(double));
+        ok = s->mb && s->kg && s->rs && s->tr && s->rr && s->hsic && s->mean;
     }
     if (ok && cap > 0) ok = (s->z = malloc((size_t)cap * n * D * sizeof(double))) != NULL;
     return ok ? 0 : lsa_err(LSA_ENOMEM, "similarity: out of memory (minibatch %d, exact CKA on %lld tokens)", b,
@@ -128,14 +131,18 @@ static void pass_minibatch(struct pass *s)
 {
     int n = s->n, b = s->b, D = s->D;
     size_t bb = (size_t)b * b;
+    /* one point per thread, each GEMM on one thread (lsa_similarity_run sets BLAS to one thread) */
+#pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < n; i++) {
         double *x = s->mb + (size_t)i * b * D, *k = s->kg + (size_t)i * bb, *r = s->rs + (size_t)i * b;
-        for (int d = 0; d < D; d++) { /* centre the minibatch (HSIC1 is translation invariant) */
-            double m = 0;
-            for (int t = 0; t < b; t++) m += x[(size_t)t * D + d];
-            m /= b;
-            for (int t = 0; t < b; t++) x[(size_t)t * D + d] -= m;
-        }
+        /* centre the minibatch (HSIC1 is translation invariant), row by row: contiguous, vectorised */
+        double *m = s->mean + (size_t)i * D;
+        for (int d = 0; d < D; d++) m[d] = 0;
+        for (int t = 0; t < b; t++)
+            for (int d = 0; d < D; d++) m[d] += x[(size_t)t * D + d];
+        for (int d = 0; d < D; d++) m[d] /= b;
+        for (int t = 0; t < b; t++)
+            for (int d = 0; d < D; d++) x[(size_t)t * D + d] -= m[d];
         lsa_la_gram(b, D, x, D, 0.0, k);
         for (int t = 0; t < b; t++) {
             k[(size_t)t * b + t] = 0;
@@ -225,6 +232,13 @@ static int result_alloc(struct lsa_similarity_result *r, const struct lsa_captur
     return 0;
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* Mirror the upper triangle of a (n, n) sum and divide by count. */
 static void finish_mean(int n, const double *sum, double count, double *out)
 {
@@ -266,12 +280,19 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
     if (!rc) rc = pass_alloc(&s, n, D, b, cap_tok);
     if (!rc && (!(blk = malloc((size_t)n * B * D * sizeof *blk)) || !(offs = malloc(4097 * sizeof *offs))))
         rc = lsa_err(LSA_ENOMEM, "similarity: out of memory for a block of %lld tokens", (long long)B);
+    /* The pass makes thousands of small GEMMs (a Gram per token and per point of each minibatch): on one
+     * BLAS thread, spread over the points with OpenMP, instead of OpenBLAS's threads handing each small
+     * call back and forth (perf: 38% of the pass in their sched_yield). The exact CKA's large GEMMs get
+     * every thread back. */
+    int blas_threads = lsa_la_threads(1);
     /* sequence ends: a window of seq_offsets read as the tokens advance */
     int64_t off_base = 0, off_n = 0, next_seq = 1, next_end = -1, n_last = 0;
     for (int64_t t0 = 0; !rc && t0 < N; t0 += B) {
         int64_t T = t0 + B <= N ? B : N - t0;
+        double t_a = now_s();
         rc = lsa_capture_read_resid(cap, t0, t0 + T, blk);
         if (!rc && o->with_final) rc = lsa_capture_read_final(cap, t0, t0 + T, blk + (size_t)P * T * D);
+        r->read_s += now_s() - t_a;
         for (int64_t k = 0; !rc && k < T; k++) {
             int64_t t = t0 + k;
             while (!rc && next_end < t && next_seq <= ci->n_seqs) {
@@ -286,13 +307,17 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
                 for (int d = 0; d < D; d++) s.tok[(size_t)i * D + d] = blk[((size_t)i * T + k) * D + d];
             bool last = t == next_end;
             n_last += last;
+            double t_b = now_s();
             pass_token(&s, last);
+            double t_c = now_s();
+            r->token_s += t_c - t_b;
             if (b > 0) {
                 for (int i = 0; i < n; i++)
                     memcpy(s.mb + ((size_t)i * b + s.fill) * D, s.tok + (size_t)i * D, (size_t)D * sizeof(double));
                 if (++s.fill == b) {
                     pass_minibatch(&s);
                     s.fill = 0;
+                    r->minibatch_s += now_s() - t_c;
                 }
             }
             if (s.kept < s.cap) memcpy(s.z + (size_t)s.kept++ * n * D, s.tok, (size_t)n * D * sizeof(double));
@@ -301,6 +326,8 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
     if (!rc) {
         r->n_tokens = N;
         r->n_last = n_last;
+        r->token_flops = (double)n * n * D * (double)N;
+        r->minibatch_flops = (double)s.n_batches * ((double)n * b * b * D + (double)n * n * b * b);
         r->last_token = o->last_token;
         finish_mean(n, s.cos_sum, (double)N, r->cosine);
         finish_mean(n, s.ang_sum, (double)N, r->angular);
@@ -319,9 +346,14 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
     }
     if (!rc && s.cap > 0) {
         if (!(r->cka_linear = malloc((size_t)n * n * sizeof(double)))) rc = lsa_err(LSA_ENOMEM, "out of memory");
+        lsa_la_threads(blas_threads);
+        double t_d = now_s();
         if (!rc) rc = exact_cka(&s, r->cka_linear);
+        r->exact_s = now_s() - t_d;
         r->cka_tokens = s.kept;
+        r->exact_flops = (double)n * (n + 1) / 2 * 2.0 * D * D * (double)s.kept;
     }
+    lsa_la_threads(blas_threads);
     pass_free(&s);
     free(blk);
     free(offs);

@@ -80,6 +80,11 @@ struct lsa_similarity_result {
     double *cka_minibatch;  /* (n, n), NULL when not computed */
     int cka_batch;          /* minibatch size used */
     int64_t cka_n_batches;
+    /* where the time went (zero in a result read back from results.h5): reading and widening the
+     * capture, the per-token Gram matrices (cosine, angle, norms), the minibatch CKA Grams, the exact CKA
+     * cross products; and the float64 flops of the last three (2 per multiply-add) */
+    double read_s, token_s, minibatch_s, exact_s;
+    double token_flops, minibatch_flops, exact_flops;
 };
 
 /* One pass over the capture. *out is freed with lsa_similarity_free. */

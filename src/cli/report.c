@@ -518,6 +518,14 @@ int lsa_cli_report(int argc, char **argv)
         if (list[0])
             fprintf(stderr, "lsa report: %s read back from the earlier %s/results.h5 (same inputs and options; "
                     "--force recomputes)\n", list, dir);
+        if (sim && !(reused & A_SIM) && sim->token_s > 0) {
+            double g = 1e-9;
+            fprintf(stderr, "lsa report: similarity: reading %.2f s; per-token Grams %.2f s (%.1f GFLOP/s); minibatch "
+                    "CKA %.2f s (%.1f GFLOP/s); exact CKA %.2f s (%.1f GFLOP/s), float64\n", sim->read_s, sim->token_s,
+                    g * sim->token_flops / sim->token_s, sim->minibatch_s,
+                    sim->minibatch_s > 0 ? g * sim->minibatch_flops / sim->minibatch_s : 0, sim->exact_s,
+                    sim->exact_s > 0 ? g * sim->exact_flops / sim->exact_s : 0);
+        }
         if (lens) {
             int P = lens->n_points;
             fprintf(stderr, "lsa report: lens: %lld tokens; KL to the final output %.3f (first point) .. %.3f (last "
