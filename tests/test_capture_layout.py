@@ -12,24 +12,18 @@ import time
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lsatest import Checks, require  # noqa: E402
+
 LSA = sys.argv[1]
+check = Checks("test_capture_layout")
 MODEL = "../shared/models/tinystories-llama-12L"
 DATA = "../shared/data/tinystories-sampled-val.txt"
-failures = 0
-checks = 0
 
 
-def check(cond, msg):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", msg, file=sys.stderr)
 
 
-for p in (MODEL, DATA):
-    if not os.path.exists(p):
-        sys.exit(f"FAIL: required test data {p} is missing (../shared must sit beside the checkout)")
+require(MODEL, DATA)
 
 tmp = tempfile.mkdtemp(prefix="lsa-test-layout-")
 lines = os.path.join(tmp, "four.txt")
@@ -87,7 +81,7 @@ with h5py.File(out, "r") as f:
     check(np.max(np.abs(x0 + a0 - m0)) <= 2e-3 * max(1.0, np.abs(m0).max()), "resid_mid = input + attn_out")
     dc = r.id.get_create_plist()
     check(dc.get_nfilters() >= 2, "resid is deflate + shuffle compressed")
-print(f"layout: {checks} checks")
+print(f"layout: {check.checks} checks")
 
 # the example script
 res = subprocess.run([sys.executable, "examples/cosine_similarity.py", out], capture_output=True, text=True)
@@ -141,7 +135,6 @@ with open(utf, "wb") as g:
 expect_error(["capture", "--model", MODEL, "--lines", utf, "--out", os.path.join(tmp, "u.h5")], "utf.txt:2")
 check(not any(n.startswith(("j.h5", "u.h5")) for n in os.listdir(tmp)), "failed captures left files")
 
-print(f"test_capture_layout: {checks} checks, {failures} failed")
-if failures == 0:
+if check.failures == 0:
     subprocess.run(["rm", "-rf", tmp])
-sys.exit(1 if failures else 0)
+check.finish()

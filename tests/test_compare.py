@@ -10,12 +10,14 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lsatest import Checks, require  # noqa: E402
+
 LSA = sys.argv[1]
+check = Checks("test_compare")
 DATA = "../shared/data/tinystories-sampled-val.txt"
 models = ["../shared/models/tinystories-llama-12L", "../shared/models/tinystories-llama-24L"]
-for p in models + [DATA]:
-    if not os.path.exists(p):
-        sys.exit(f"FAIL: required test data {p} is missing")
+require(*(models + [DATA]))
 tmp = tempfile.mkdtemp(prefix="lsa-test-compare-")
 lines = os.path.join(tmp, "five.txt")
 with open(DATA) as f, open(lines, "w") as g:
@@ -29,15 +31,8 @@ for i, m in enumerate(models):
     sums.append(os.path.join(rep, "summary.json"))
 out = os.path.join(tmp, "cmp")
 res = subprocess.run([LSA, "compare", *sums, "--out", out, "--labels", "12L,24L"], capture_output=True, text=True)
-fails, checks = 0, 0
 
 
-def check(c, msg):
-    global fails, checks
-    checks += 1
-    if not c:
-        fails += 1
-        print("FAIL:", msg, file=sys.stderr)
 
 
 check(res.returncode == 0, f"compare failed: {res.stderr}")
@@ -59,7 +54,6 @@ check("logit_lens.kl_to_final: not in" in res.stderr, "missing curves are listed
 bad = subprocess.run([LSA, "compare", lines], capture_output=True, text=True)
 check(bad.returncode == 1 and bad.stderr.count("\n") == 1 and "five.txt: not an lsa summary.json" in bad.stderr,
       f"non-summary: {bad.returncode} {bad.stderr!r}")
-print(f"test_compare: {checks} checks, {fails} failed")
-if not fails:
+if not check.failures:
     subprocess.run(["rm", "-rf", tmp])
-sys.exit(1 if fails else 0)
+check.finish()

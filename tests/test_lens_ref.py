@@ -17,21 +17,18 @@ import tempfile
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lsatest import Checks, require  # noqa: E402
+
+
 LSA = sys.argv[1]
+check = Checks("test_lens_ref")
 LINES = int(sys.argv[2]) if len(sys.argv) > 2 else 30
 MODEL = "../shared/models/tinystories-llama-12L"
 DATA = "../shared/data/tinystories-sampled-val.txt"
 TOL = 1e-4
-failures = 0
-checks = 0
 
 
-def check(cond, msg):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", msg, file=sys.stderr)
 
 
 def compare(name, got, want, tol):
@@ -144,9 +141,7 @@ def reference(cap):
 
 
 def main():
-    for p in (MODEL, DATA):
-        if not os.path.exists(p):
-            sys.exit(f"FAIL: required test data {p} is missing (../shared must sit beside the checkout)")
+    require(MODEL, DATA)
     tmp = tempfile.mkdtemp(prefix="lsa-test-lensref-")
     try:
         lines = os.path.join(tmp, "lines.txt")
@@ -203,8 +198,7 @@ def main():
             check(np.array_equal(gr["top1"][-1, :], af[ks]), f"grid top-1 {gr['top1'][-1, :]} vs model {af[ks]}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"test_lens_ref: {checks} checks, {failures} failed")
-    sys.exit(1 if failures else 0)
+    check.finish()
 
 
 if __name__ == "__main__":

@@ -20,19 +20,16 @@ import tempfile
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lsatest import Checks, require  # noqa: E402
+
+
 LSA = sys.argv[1]
+check = Checks("test_report")
 MODEL = "../shared/models/tinystories-llama-12L"
 DATA = "../shared/data/tinystories-sampled-val.txt"
-failures = 0
-checks = 0
 
 
-def check(cond, msg):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", msg, file=sys.stderr)
 
 
 def run(*args):
@@ -48,9 +45,7 @@ def png_size(path):
 
 
 def main():
-    for p in (MODEL, DATA):
-        if not os.path.exists(p):
-            sys.exit(f"FAIL: required test data {p} is missing (../shared must sit beside the checkout)")
+    require(MODEL, DATA)
     tmp = tempfile.mkdtemp(prefix="lsa-test-report-")
     try:
         lines = os.path.join(tmp, "lines.txt")
@@ -205,8 +200,7 @@ def main():
             check(ok, f"{args}: want exit {code} mentioning '{what}', got {r.returncode}: {err!r}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"test_report: {checks} checks, {failures} failed")
-    sys.exit(1 if failures else 0)
+    check.finish()
 
 
 if __name__ == "__main__":

@@ -17,23 +17,19 @@ import time
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lsatest import Checks, require  # noqa: E402
+
+
 LSA = sys.argv[1]
+check = Checks("test_resume")
 MODEL = "../shared/fixtures/stories260K-hf"
 DATA = "../shared/data/tinystories-sampled-val.txt"
-failures = checks = 0
 
 
-def check(cond, msg):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", msg, file=sys.stderr)
 
 
-for p in (MODEL, DATA):
-    if not os.path.exists(p):
-        sys.exit(f"FAIL: required test data {p} is missing (../shared must sit beside the checkout)")
+require(MODEL, DATA)
 
 tmp = tempfile.mkdtemp(prefix="lsa-test-resume-")
 text = os.path.join(tmp, "stories.txt")
@@ -169,7 +165,6 @@ res = capture(out, ["--compress", "0"], resume=True)
 check(res.returncode == 0, f"resume after SIGINT: {res.stderr}")
 compare(ref, out, "resumed after SIGINT")
 
-print(f"test_resume: {checks} checks, {failures} failed")
-if failures == 0:
+if check.failures == 0:
     shutil.rmtree(tmp)
-sys.exit(1 if failures else 0)
+check.finish()

@@ -16,20 +16,17 @@ import tempfile
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lsatest import Checks, require  # noqa: E402
+
+
 LSA = sys.argv[1]
+check = Checks("test_similarity_ref")
 LINES = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 MODEL = "../shared/models/tinystories-llama-12L"
 DATA = "../shared/data/tinystories-sampled-val.txt"
-failures = 0
-checks = 0
 
 
-def check(cond, msg):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL:", msg, file=sys.stderr)
 
 
 def compare(name, got, want, tol):
@@ -150,9 +147,7 @@ def compare_all(label, s, ref):
 
 
 def main():
-    for p in (MODEL, DATA):
-        if not os.path.exists(p):
-            sys.exit(f"FAIL: required test data {p} is missing (../shared must sit beside the checkout)")
+    require(MODEL, DATA)
     tmp = tempfile.mkdtemp(prefix="lsa-test-simref-")
     try:
         lines = os.path.join(tmp, "lines.txt")
@@ -229,8 +224,7 @@ def main():
         check(r.returncode == 2 and r.stderr.startswith("lsa: error: "), f"bad usage exits 2: {r.returncode}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"test_similarity_ref: {checks} checks, {failures} failed")
-    sys.exit(1 if failures else 0)
+    check.finish()
 
 
 if __name__ == "__main__":
