@@ -82,8 +82,12 @@ int lsa_results_json_records(struct lsa_results *r, const char *key, int rows, i
  */
 #define LSA_RESULTS_KEY 33 /* 32 hex digits and the NUL */
 
-/* model NULL: an analysis of the capture alone. */
-int lsa_results_input_key(const char *capture, const char *model, char key[LSA_RESULTS_KEY]);
+/* key_capture: for analyses of the capture alone; key_model (when model is not NULL): for those that also
+ * run the model. The capture is read once for both. */
+int lsa_results_input_keys(const char *capture, const char *model, char key_capture[LSA_RESULTS_KEY],
+                           char key_model[LSA_RESULTS_KEY]);
+/* FNV-1a 64 of n bytes (the same hash, for options text that must name a token set). */
+uint64_t lsa_results_fnv1a(const void *p, size_t n);
 /* Put input_key and options on /group of the results being written. */
 int lsa_results_stamp(struct lsa_results *r, const char *group, const char *key, const char *options);
 

@@ -19,13 +19,19 @@ struct fp {
     uint64_t a, b;
 };
 
-static void fp_bytes(struct fp *h, const void *p, size_t n)
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h->a = (h->a ^ s[i]) * 0x100000001b3ull;
-        h->b = (h->b ^ s[i]) * 0x100000001b3ull;
-    }
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t lsa_results_fnv1a(const void *p, size_t n) { return fnv1a(0xcbf29ce484222325ull, p, n); }
+
+static void fp_bytes(struct fp *h, const void *p, size_t n)
+{
+    h->a = fnv1a(h->a, p, n);
+    h->b = fnv1a(h->b, p, n);
 }
 
 /* Every item goes in with its length, so that ("ab", "c") and ("a", "bc") differ. */
@@ -84,7 +90,13 @@ static int fp_model(struct fp *h, const char *path)
     return rc;
 }
 
-int lsa_results_input_key(const char *capture, const char *model, char key[LSA_RESULTS_KEY])
+static void fp_hex(const struct fp *h, char key[LSA_RESULTS_KEY])
+{
+    snprintf(key, LSA_RESULTS_KEY, "%016llx%016llx", (unsigned long long)h->a, (unsigned long long)h->b);
+}
+
+int lsa_results_input_keys(const char *capture, const char *model, char key_capture[LSA_RESULTS_KEY],
+                           char key_model[LSA_RESULTS_KEY])
 {
     struct fp h = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
     fp_str(&h, LSA_VERSION);
@@ -111,10 +123,14 @@ int lsa_results_input_key(const char *capture, const char *model, char key[LSA_R
         free(s);
     }
     lsa_h5_close(f);
-    fp_str(&h, model ? "model" : "no model");
-    if (!rc && model) rc = fp_model(&h, model);
     if (rc) return rc;
-    snprintf(key, LSA_RESULTS_KEY, "%016llx%016llx", (unsigned long long)h.a, (unsigned long long)h.b);
+    struct fp hm = h; /* the capture read once; the model's files on top of it */
+    fp_str(&h, "no model");
+    fp_hex(&h, key_capture);
+    if (!model) return 0;
+    fp_str(&hm, "model");
+    if ((rc = fp_model(&hm, model))) return rc;
+    fp_hex(&hm, key_model);
     return 0;
 }
 

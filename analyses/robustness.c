@@ -541,9 +541,7 @@ void lsa_robust_options(const struct lsa_robust_opts *o, const struct lsa_robust
                         size_t cap)
 {
     /* the windows by count, size and an FNV-1a hash of their tokens: they may come from text files */
-    uint64_t fnv = 0xcbf29ce484222325ull;
-    const unsigned char *b = w ? (const unsigned char *)w->tokens : NULL;
-    for (size_t i = 0; b && i < (size_t)w->n_tokens * sizeof *w->tokens; i++) fnv = (fnv ^ b[i]) * 0x100000001b3ull;
+    uint64_t fnv = w ? lsa_results_fnv1a(w->tokens, (size_t)w->n_tokens * sizeof *w->tokens) : 0;
     size_t k = (size_t)snprintf(buf, cap, "max_tokens=%lld swap_all=%d sublayers=%d curves=%d random_seeds=%d "
                                 "painters=%d windows=%d/%lld/%016llx bi_order=", (long long)o->max_tokens,
                                 o->swap_all, o->sublayers, o->curves, o->random_seeds, o->painters,

@@ -391,8 +391,7 @@ int lsa_cli_report(int argc, char **argv)
 
     /* reuse what an earlier run left in DIR/results.h5 for the same inputs and options (results.h) */
     prev = force ? NULL : lsa_results_prev_open(dir);
-    if (lsa_results_input_key(capture, NULL, key_cap) || (m && lsa_results_input_key(capture, lsa_model_path(m), key_model)))
-        goto out;
+    if (lsa_results_input_keys(capture, m ? lsa_model_path(m) : NULL, key_cap, key_model)) goto out;
     if (!(want & A_SIM)) so.cka_max_tokens = 0, so.cka_batch = 0; /* redundancy alone needs no CKA */
     lsa_similarity_options(&so, opt[0], sizeof opt[0]);
     lsa_redundancy_options(&ro, &so, opt[1], sizeof opt[1]);
