@@ -22,6 +22,10 @@ static const cJSON *get(const cJSON *o, const char *key)
 }
 
 /* Integer config value: def when absent; *bad set when present but not a non-negative integer. */
+/* Far beyond any released model, yet small enough that products of two dimensions fit in 64 bits and
+ * four times one fits in an int. */
+enum { LSA_MAX_DIM = 1 << 20, LSA_MAX_VOCAB = 1 << 24 };
+
 static int get_int(const cJSON *o, const char *key, int def, const char **bad)
 {
     const cJSON *v = get(o, key);
@@ -134,7 +138,8 @@ static int fill_arch(const char *path, const cJSON *root, struct lsa_arch *a)
         a->n_layer = get_int(root, "n_layer", 12, &bad);
         a->n_head = get_int(root, "n_head", 12, &bad);
         a->n_head_kv = a->n_head;
-        a->d_ff = get_int(root, "n_inner", 4 * a->d_model, &bad);
+        /* the default is computed before the range check below, so keep it from overflowing */
+        a->d_ff = get_int(root, "n_inner", a->d_model <= LSA_MAX_DIM ? 4 * a->d_model : 0, &bad);
         a->n_ctx = get_int(root, "n_positions", 1024, &bad);
         a->norm = LSA_NORM_LAYER;
         a->norm_bias = true;
@@ -201,6 +206,11 @@ static int fill_arch(const char *path, const cJSON *root, struct lsa_arch *a)
                        "gpt_neox, phi3)", path, mt);
     }
     if (bad) return lsa_err(LSA_EFORMAT, "%s: %s has an invalid value", path, bad);
+    if (a->d_model > LSA_MAX_DIM || a->d_ff > LSA_MAX_DIM || a->n_head > LSA_MAX_DIM || a->n_layer > LSA_MAX_DIM ||
+        a->n_vocab > LSA_MAX_VOCAB)
+        return lsa_err(LSA_EFORMAT, "%s: layers, hidden size, heads or intermediate size above %d, or vocab size "
+                       "above %d (found %d, %d, %d, %d, %d)", path, LSA_MAX_DIM, LSA_MAX_VOCAB, a->n_layer,
+                       a->d_model, a->n_head, a->d_ff, a->n_vocab);
     if (a->n_layer <= 0 || a->d_model <= 0 || a->n_head <= 0 || a->n_head_kv <= 0 || a->d_ff <= 0 || a->n_vocab <= 0)
         return lsa_err(LSA_EFORMAT, "%s: layers, hidden size, heads, kv heads, intermediate size and vocab size must "
                        "all be > 0 (found %d, %d, %d, %d, %d, %d)", path, a->n_layer, a->d_model, a->n_head,
@@ -211,7 +221,8 @@ static int fill_arch(const char *path, const cJSON *root, struct lsa_arch *a)
     int def_head = a->d_model / a->n_head;
     a->d_head = get_int(root, "head_dim", strcmp(mt, "gemma") == 0 ? 256 : def_head, &bad);
     if (a->qkv_layout != LSA_QKV_SEPARATE || a->pos == LSA_POS_LEARNED) a->d_head = def_head;
-    if (bad || a->d_head <= 0) return lsa_err(LSA_EFORMAT, "%s: head_dim has an invalid value", path);
+    if (bad || a->d_head <= 0 || a->d_head > LSA_MAX_DIM)
+        return lsa_err(LSA_EFORMAT, "%s: head_dim has an invalid value", path);
     bool explicit_head = get(root, "head_dim") && a->qkv_layout == LSA_QKV_SEPARATE && a->pos == LSA_POS_ROPE;
     if (a->d_model % a->n_head && !explicit_head && strcmp(mt, "gemma") != 0)
         return lsa_err(LSA_EFORMAT, "%s: %d heads do not divide hidden size %d", path, a->n_head, a->d_model);

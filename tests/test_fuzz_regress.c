@@ -247,6 +247,26 @@ static void gguf_nan_token_type(void)
     check_msg("GGUF token_type NaN (float32 array)", "tokenizer.ggml.token_type[1] is nan, not a token type");
 }
 
+/* Finding 6 (fuzz_config, in the 20 s CI run): a GPT-2 config without n_inner defaults it to 4 * n_embd,
+ * computed before any range check, so n_embd = 730325137 overflowed an int. Fixed in src/config.c: the
+ * default is only computed for a sane n_embd, and every dimension is bounded. */
+static void gpt2_huge_n_embd(void)
+{
+    const char *cfg = "{\"model_type\": \"gpt2\", \"n_embd\": 730325137, \"vocab_size\": 50}";
+    fuzz_config_one((const uint8_t *)cfg, strlen(cfg));
+    struct lsa_arch a;
+    CHECK(lsa_arch_from_config(write_tmp("config.json", cfg, strlen(cfg)), &a) == LSA_EFORMAT,
+          "n_embd 730325137 accepted");
+    check_msg("gpt2 n_embd 730325137", "intermediate size above 1048576, or vocab size above 16777216 (found 12, 730325137");
+    const char *hd = "{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_hidden_layers\": 2, "
+                     "\"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 50, "
+                     "\"head_dim\": 999999999}";
+    fuzz_config_one((const uint8_t *)hd, strlen(hd));
+    CHECK(lsa_arch_from_config(write_tmp("config.json", hd, strlen(hd)), &a) == LSA_EFORMAT,
+          "head_dim 999999999 accepted");
+    check_msg("llama head_dim 999999999", "head_dim has an invalid value");
+}
+
 int main(void)
 {
     t_shared("fixtures/tiny-llama");
@@ -257,6 +277,7 @@ int main(void)
     llama2c_int_min_vocab();
     string_attribute_array();
     gguf_nan_token_type();
+    gpt2_huge_n_embd();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (!t_failures) CHECK(system(cmd) == 0, "cleanup");
