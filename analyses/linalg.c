@@ -21,11 +21,14 @@ void lsa_la_gemm_tn(int m, int n, int k, const double *a, int lda, const double 
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
-double lsa_la_sumsq(long n, const double *x)
+void lsa_la_sgram_upper(int n, int k, const float *a, int lda, float *c)
 {
-    double s = 0;
-    for (long i = 0; i < n; i++) s += x[i] * x[i];
-    return s;
+    if (n > 0) cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, 1.0f, a, lda, 0.0f, c, n);
+}
+
+void lsa_la_sgemm_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc)
+{
+    if (m > 0 && n > 0) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
 int lsa_la_threads(int n)

@@ -7,6 +7,7 @@
 
 #include "linalg.h"
 #include "lsa/h5.h"
+#include "similarity_pass.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,171 +44,6 @@ const char *lsa_similarity_point_label(const char *name, char *buf, size_t cap)
     else if (!strncmp(name, "ln_final", 8)) snprintf(buf, cap, "ln_f");
     else snprintf(buf, cap, "%s", name);
     return buf;
-}
-
-/* ------------------------------------------------------------------ the pass */
-
-/* Everything the pass accumulates; all float64. */
-struct pass {
-    int n, D;
-    double *gram;       /* (n, n) one token's Gram matrix */
-    double *norm, *tot; /* (n) scratch */
-    double *tok;        /* (n, D) one token's points */
-    double *cos_sum, *ang_sum, *last_sum, *norm_sum; /* (n, n) x 3, (n) */
-    /* minibatch CKA */
-    int b;
-    int fill;           /* tokens in the current minibatch */
-    double *mb;         /* (n, b, D) the minibatch's points */
-    double *kg;         /* (n, b * b) its Gram matrices, diagonals zeroed */
-    double *rs;         /* (n, b) their row sums */
-    double *tr, *rr;    /* (n, n) tr(K~_i K~_j), (K~_i 1)^T (K~_j 1) */
-    double *hsic;       /* (n, n) sum over minibatches of HSIC1 */
-    double *mean;       /* (n, D) a minibatch's column means */
-    int64_t n_batches;
-    /* exact CKA */
-    int64_t cap, kept;  /* token cap, tokens kept so far */
-    double *z;          /* (cap, n * D) the first tokens, every point side by side */
-};
-
-static void pass_free(struct pass *s)
-{
-    free(s->gram), free(s->norm), free(s->tot), free(s->tok), free(s->cos_sum), free(s->ang_sum), free(s->last_sum), free(s->norm_sum);
-    free(s->mb), free(s->kg), free(s->rs), free(s->tr), free(s->rr), free(s->hsic), free(s->mean), free(s->z);
-}
-
-static int pass_alloc(struct pass *s, int n, int D, int b, int64_t cap)
-{
-    size_t nn = (size_t)n * n;
-    s->n = n, s->D = D, s->b = b, s->cap = cap;
-    s->gram = calloc(nn, sizeof(double));
-    s->norm = calloc((size_t)n, sizeof(double));
-    s->tot = calloc((size_t)n, sizeof(double));
-    s->tok = calloc((size_t)n * D, sizeof(double));
-    s->cos_sum = calloc(nn, sizeof(double));
-    s->ang_sum = calloc(nn, sizeof(double));
-    s->last_sum = calloc(nn, sizeof(double));
-    s->norm_sum = calloc((size_t)n, sizeof(double));
-    bool ok = s->gram && s->norm && s->tot && s->tok && s->cos_sum && s->ang_sum && s->last_sum && s->norm_sum;
-    if (ok && b > 0) {
-        s->mb = malloc((size_t)n * b * D * sizeof(double));
-        s->kg = malloc((size_t)n * b * b * sizeof(double));
-        s->rs = malloc((size_t)n * b * sizeof(double));
-        s->tr = calloc(nn, sizeof(double));
-        s->rr = calloc(nn, sizeof(double));
-        s->hsic = calloc(nn, sizeof(double));
-        s->mean = malloc((size_t)n * D * sizeof(double));
-        ok = s->mb && s->kg && s->rs && s->tr && s->rr && s->hsic && s->mean;
-    }
-    if (ok && cap > 0) ok = (s->z = malloc((size_t)cap * n * D * sizeof(double))) != NULL;
-    return ok ? 0 : lsa_err(LSA_ENOMEM, "similarity: out of memory (minibatch %d, exact CKA on %lld tokens)", b,
-                            (long long)cap);
-}
-
-/* One token: its points are s->tok (n, D). */
-static void pass_token(struct pass *s, bool last)
-{
-    int n = s->n;
-    lsa_la_gram(n, s->D, s->tok, s->D, 0.0, s->gram);
-    double *norm = s->norm;
-    for (int i = 0; i < n; i++) {
-        norm[i] = sqrt(s->gram[(size_t)i * n + i]);
-        s->norm_sum[i] += norm[i];
-    }
-    for (int i = 0; i < n; i++)
-        for (int j = i; j < n; j++) {
-            double c;
-            if (norm[i] == 0 || norm[j] == 0) c = 0;
-            else if (i == j) c = 1;
-            else c = s->gram[(size_t)i * n + j] / (norm[i] * norm[j]);
-            double a = acos(c > 1 ? 1 : c < -1 ? -1 : c) / M_PI;
-            s->cos_sum[(size_t)i * n + j] += c;
-            s->ang_sum[(size_t)i * n + j] += a;
-            if (last) s->last_sum[(size_t)i * n + j] += a;
-        }
-}
-
-/* A full minibatch of s->b tokens in s->mb: add HSIC1 of every pair. */
-static void pass_minibatch(struct pass *s)
-{
-    int n = s->n, b = s->b, D = s->D;
-    size_t bb = (size_t)b * b;
-    /* one point per thread, each GEMM on one thread (lsa_similarity_run sets BLAS to one thread) */
-#pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < n; i++) {
-        double *x = s->mb + (size_t)i * b * D, *k = s->kg + (size_t)i * bb, *r = s->rs + (size_t)i * b;
-        /* centre the minibatch (HSIC1 is translation invariant), row by row: contiguous, vectorised */
-        double *m = s->mean + (size_t)i * D;
-        for (int d = 0; d < D; d++) m[d] = 0;
-        for (int t = 0; t < b; t++)
-            for (int d = 0; d < D; d++) m[d] += x[(size_t)t * D + d];
-        for (int d = 0; d < D; d++) m[d] /= b;
-        for (int t = 0; t < b; t++)
-            for (int d = 0; d < D; d++) x[(size_t)t * D + d] -= m[d];
-        lsa_la_gram(b, D, x, D, 0.0, k);
-        for (int t = 0; t < b; t++) {
-            k[(size_t)t * b + t] = 0;
-            double sum = 0;
-            for (int u = 0; u < b; u++) sum += k[(size_t)t * b + u];
-            r[t] = sum;
-        }
-    }
-    /* all pairs at once: tr(K~_i K~_j) = <K~_i, K~_j> (symmetric), and the row-sum products */
-    lsa_la_gram(n, (int)bb, s->kg, (int)bb, 0.0, s->tr);
-    lsa_la_gram(n, b, s->rs, b, 0.0, s->rr);
-    double *tot = s->tot;
-    for (int i = 0; i < n; i++) {
-        tot[i] = 0;
-        for (int t = 0; t < b; t++) tot[i] += s->rs[(size_t)i * b + t];
-    }
-    double bd = b;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            size_t ij = (size_t)i * n + j;
-            s->hsic[ij] += (s->tr[ij] + tot[i] * tot[j] / ((bd - 1) * (bd - 2)) - 2.0 / (bd - 2) * s->rr[ij]) /
-                           (bd * (bd - 3));
-        }
-    s->n_batches++;
-}
-
-/* Exact linear CKA from the kept tokens: centre, then ||X_j^T X_i||_F^2 for all pairs. */
-static int exact_cka(struct pass *s, double *out)
-{
-    int n = s->n, D = s->D, w = n * D;
-    int64_t m = s->kept;
-    /* group the j's so that one GEMM gives X_i^T [X_j .. X_j+g) with a bounded scratch */
-    int g = (int)fmax(1, fmin(n, (double)(1 << 22) / ((double)D * D)));
-    double *cross = malloc((size_t)D * D * g * sizeof(double)), *fro = malloc((size_t)n * n * sizeof(double)),
-           *mean = calloc((size_t)w, sizeof(double));
-    if (!cross || !fro || !mean) {
-        free(cross), free(fro), free(mean);
-        return lsa_err(LSA_ENOMEM, "similarity: out of memory for exact CKA");
-    }
-    for (int64_t t = 0; t < m; t++) /* centre every column, row by row */
-        for (int c = 0; c < w; c++) mean[c] += s->z[t * w + c];
-    for (int c = 0; c < w; c++) mean[c] /= (double)m;
-    for (int64_t t = 0; t < m; t++)
-        for (int c = 0; c < w; c++) s->z[t * w + c] -= mean[c];
-    for (int i = 0; i < n; i++)
-        for (int j0 = i; j0 < n; j0 += g) {
-            int gj = j0 + g <= n ? g : n - j0;
-            lsa_la_gemm_tn(D, gj * D, (int)m, s->z + (size_t)i * D, w, s->z + (size_t)j0 * D, w, 0.0, cross, gj * D);
-            for (int jj = 0; jj < gj; jj++) {
-                double f = 0;
-                for (int a = 0; a < D; a++)
-                    for (int c = 0; c < D; c++) {
-                        double v = cross[(size_t)a * gj * D + (size_t)jj * D + c];
-                        f += v * v;
-                    }
-                fro[(size_t)i * n + j0 + jj] = fro[(size_t)(j0 + jj) * n + i] = f;
-            }
-        }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            double den = sqrt(fro[i * n + i]) * sqrt(fro[j * n + j]);
-            out[i * n + j] = den > 0 ? fro[i * n + j] / den : NAN;
-        }
-    free(cross), free(fro), free(mean);
-    return 0;
 }
 
 static int result_alloc(struct lsa_similarity_result *r, const struct lsa_capture_info *ci, int n)
@@ -273,17 +109,19 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
     if (B > N) B = N;
 
     struct lsa_similarity_result *r = calloc(1, sizeof *r);
-    struct pass s = {0};
+    struct lsa_sim_pass s = {0};
     float *blk = NULL;
     int64_t *offs = NULL;
+    unsigned char *last = NULL;
     int rc = r ? result_alloc(r, ci, n) : lsa_err(LSA_ENOMEM, "out of memory");
-    if (!rc) rc = pass_alloc(&s, n, D, b, cap_tok);
-    if (!rc && (!(blk = malloc((size_t)n * B * D * sizeof *blk)) || !(offs = malloc(4097 * sizeof *offs))))
+    if (!rc) rc = lsa_sim_pass_alloc(&s, n, D, b, cap_tok, !o->cka_f64);
+    if (!rc && (!(blk = malloc((size_t)n * B * D * sizeof *blk)) || !(offs = malloc(4097 * sizeof *offs)) ||
+                !(last = malloc((size_t)B))))
         rc = lsa_err(LSA_ENOMEM, "similarity: out of memory for a block of %lld tokens", (long long)B);
-    /* The pass makes thousands of small GEMMs (a Gram per token and per point of each minibatch): on one
-     * BLAS thread, spread over the points with OpenMP, instead of OpenBLAS's threads handing each small
-     * call back and forth (perf: 38% of the pass in their sched_yield). The exact CKA's large GEMMs get
-     * every thread back. */
+    /* The pass makes thousands of small GEMMs (a Gram per point of each minibatch): on one BLAS thread,
+     * spread over the points with OpenMP, instead of OpenBLAS's threads handing each small call back and
+     * forth (perf: 38% of the pass in their sched_yield). The exact CKA's large GEMMs get every thread
+     * back. */
     int blas_threads = lsa_la_threads(1);
     /* sequence ends: a window of seq_offsets read as the tokens advance */
     int64_t off_base = 0, off_n = 0, next_seq = 1, next_end = -1, n_last = 0;
@@ -303,31 +141,18 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
                 }
                 if (!rc) next_end = offs[next_seq++ - off_base] - 1;
             }
-            for (int i = 0; i < n; i++)
-                for (int d = 0; d < D; d++) s.tok[(size_t)i * D + d] = blk[((size_t)i * T + k) * D + d];
-            bool last = t == next_end;
-            n_last += last;
-            double t_b = now_s();
-            pass_token(&s, last);
-            double t_c = now_s();
-            r->token_s += t_c - t_b;
-            if (b > 0) {
-                for (int i = 0; i < n; i++)
-                    memcpy(s.mb + ((size_t)i * b + s.fill) * D, s.tok + (size_t)i * D, (size_t)D * sizeof(double));
-                if (++s.fill == b) {
-                    pass_minibatch(&s);
-                    s.fill = 0;
-                    r->minibatch_s += now_s() - t_c;
-                }
-            }
-            if (s.kept < s.cap) memcpy(s.z + (size_t)s.kept++ * n * D, s.tok, (size_t)n * D * sizeof(double));
+            last[k] = t == next_end;
+            n_last += last[k];
         }
+        if (!rc) lsa_sim_pass_block(&s, blk, T, last);
     }
+    r->token_s = s.token_s;
+    r->minibatch_s = s.minibatch_s;
     if (!rc) {
         r->n_tokens = N;
         r->n_last = n_last;
-        r->token_flops = (double)n * n * D * (double)N;
-        r->minibatch_flops = (double)s.n_batches * ((double)n * b * b * D + (double)n * n * b * b);
+        r->token_flops = (double)n * (n + 1) / 2 * 2.0 * D * (double)N;
+        r->minibatch_flops = (double)s.n_batches * ((double)n * b * b * D + (double)n * (n + 1) * s.kp);
         r->last_token = o->last_token;
         finish_mean(n, s.cos_sum, (double)N, r->cosine);
         finish_mean(n, s.ang_sum, (double)N, r->angular);
@@ -348,15 +173,17 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
         if (!(r->cka_linear = malloc((size_t)n * n * sizeof(double)))) rc = lsa_err(LSA_ENOMEM, "out of memory");
         lsa_la_threads(blas_threads);
         double t_d = now_s();
-        if (!rc) rc = exact_cka(&s, r->cka_linear);
+        if (!rc) rc = lsa_sim_pass_exact(&s, r->cka_linear);
         r->exact_s = now_s() - t_d;
         r->cka_tokens = s.kept;
         r->exact_flops = (double)n * (n + 1) / 2 * 2.0 * D * D * (double)s.kept;
     }
+    r->cka_f32 = !o->cka_f64;
     lsa_la_threads(blas_threads);
-    pass_free(&s);
+    lsa_sim_pass_free(&s);
     free(blk);
     free(offs);
+    free(last);
     if (rc) {
         lsa_similarity_free(r);
         return rc;
@@ -366,6 +193,15 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
 }
 
 /* ------------------------------------------------------------------ saving */
+
+static const char *gemm_precision(const struct lsa_similarity_result *r, bool exact)
+{
+    if (!r->cka_f32) return "float64";
+#define STR_(x) #x
+#define STR(x) STR_(x)
+    return exact ? "float32 GEMMs over " STR(LSA_SIM_KBLOCK) " tokens at a time, summed in float64"
+                 : "float32 Gram matrices, everything after them in float64";
+}
 
 int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_results *res)
 {
@@ -395,6 +231,7 @@ int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_result
                                            "||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F), X, Y centred over tokens "
                                            "(Kornblith et al. 2019), exact on the first n_tokens tokens");
         if (!rc) rc = lsa_results_attr_int(res, "/similarity/cka_linear", "n_tokens", r->cka_tokens);
+        if (!rc) rc = lsa_results_attr_str(res, "/similarity/cka_linear", "gemm_precision", gemm_precision(r, true));
         if (!rc) rc = lsa_results_json_num(res, "cka_linear_tokens", (double)r->cka_tokens);
     } else if (!rc) rc = lsa_results_json_num(res, "cka_linear", NAN);
     if (!rc && r->cka_minibatch) {
@@ -403,6 +240,7 @@ int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_result
                                            "mean HSIC_1 over consecutive minibatches, normalised (Nguyen et al. "
                                            "2021; HSIC_1: Song et al. 2012); the last N mod batch_size tokens unused");
         if (!rc) rc = lsa_results_attr_int(res, "/similarity/cka_minibatch", "batch_size", r->cka_batch);
+        if (!rc) rc = lsa_results_attr_str(res, "/similarity/cka_minibatch", "gemm_precision", gemm_precision(r, false));
         if (!rc) rc = lsa_results_attr_int(res, "/similarity/cka_minibatch", "n_batches", r->cka_n_batches);
         if (!rc) rc = lsa_results_json_num(res, "cka_minibatch_batch_size", r->cka_batch);
     } else if (!rc) rc = lsa_results_json_num(res, "cka_minibatch", NAN);
@@ -416,8 +254,9 @@ int lsa_similarity_save(const struct lsa_similarity_result *r, struct lsa_result
 
 void lsa_similarity_options(const struct lsa_similarity_opts *o, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "with_final=%d last_token=%d cka_max_tokens=%lld cka_batch=%d block_tokens=%lld",
-             o->with_final, o->last_token, (long long)o->cka_max_tokens, o->cka_batch, (long long)o->block_tokens);
+    snprintf(buf, cap, "with_final=%d last_token=%d cka_max_tokens=%lld cka_batch=%d block_tokens=%lld cka_f64=%d",
+             o->with_final, o->last_token, (long long)o->cka_max_tokens, o->cka_batch, (long long)o->block_tokens,
+             o->cka_f64);
 }
 
 int lsa_similarity_load(struct lsa_h5 *h, const char *model_path, const struct lsa_similarity_opts *o,
@@ -432,6 +271,7 @@ int lsa_similarity_load(struct lsa_h5 *h, const char *model_path, const struct l
     size_t nn = n * n;
     int64_t v = 0;
     r->last_token = o->last_token;
+    r->cka_f32 = !o->cka_f64; /* the options are part of the reuse key */
     if (!rc && !(r->model = lsa_path_base(model_path))) rc = lsa_err(LSA_ENOMEM, "out of memory");
     if (!rc) rc = lsa_results_get_i64(h, "/similarity/point_index", n, &r->point_index);
     if (!rc) rc = lsa_results_get_f64(h, "/similarity/cosine", nn, &r->cosine);

@@ -30,13 +30,18 @@
  *                 (for rounding only).
  *   resid_norm    the mean Euclidean norm (1/N) sum_t |x_{i,t}| of each point.
  *
- * Computation: one pass over the capture in token blocks (multiples of the capture's chunk). For each
- * token the (n, n) Gram matrix of its points (one BLAS syrk) gives every pair's cosine, angle and the
- * norms at once; minibatch Gram matrices are stacked so that all pairs' HSIC terms are two syrk calls
- * per minibatch. Memory: a block of activations (about 32 MiB at most), n b^2 doubles for the
- * minibatch Grams, and for the exact CKA the first cka_max_tokens tokens of every point as doubles
- * (n * cka_max_tokens * D * 8 bytes) — the only part that depends on N, and only up to that cap.
- * Accumulation is in float64.
+ * Computation (similarity_pass.h): one pass over the capture in token blocks (multiples of the
+ * capture's chunk). For each token, the dot products of its points in float64 give every pair's cosine,
+ * angle and the norms (tokens spread over cores, then summed in token order, so that neither the block
+ * size nor the thread count changes the result). Each minibatch's Gram matrices are one syrk per point
+ * (points spread over cores); all pairs' tr(K~_i K~_j) come from their packed upper triangles. The exact
+ * CKA is one GEMM per point against a group of points. Memory: a block of activations (about 32 MiB at
+ * most), n b^2 / 2 doubles for the minibatch Grams, and for the exact CKA the first cka_max_tokens tokens
+ * of every point (n * cka_max_tokens * D * 4 bytes, 8 with cka_f64) — the only part that depends on N,
+ * and only up to that cap. Precision: everything is summed in float64; the CKA GEMMs themselves run in
+ * float32 (centred values rounded to float32, sums over D in a minibatch Gram or over 512 tokens in the
+ * exact CKA), about 1e-6 relative, unless opts.cka_f64 (--cka-f64). Results record which in the
+ * gemm_precision attribute of cka_linear and cka_minibatch.
  *
  * results.h5: /similarity/{cosine, angular, angular_last, cka_linear, cka_minibatch, resid_norm}
  * (float64) with attributes (definition, n_tokens, batch_size, ...); /similarity has `points`.
@@ -61,6 +66,8 @@ struct lsa_similarity_opts {
     int64_t cka_max_tokens; /* exact CKA on the first min(N, this) tokens; 0 = no exact CKA; default 4096 */
     int cka_batch;          /* minibatch size b >= 4; 0 = no minibatch CKA; default 256 */
     int64_t block_tokens;   /* tokens read at a time; 0 = from the capture's chunking (default) */
+    bool cka_f64;           /* CKA GEMMs in float64 (default false: float32 GEMMs summed in float64,
+                             * about 1e-6 relative, twice as fast; similarity_pass.h) */
 };
 struct lsa_similarity_opts lsa_similarity_opts_default(void);
 
@@ -80,6 +87,7 @@ struct lsa_similarity_result {
     double *cka_minibatch;  /* (n, n), NULL when not computed */
     int cka_batch;          /* minibatch size used */
     int64_t cka_n_batches;
+    bool cka_f32;           /* the CKA GEMMs ran in float32 (see lsa_similarity_opts.cka_f64) */
     /* where the time went (zero in a result read back from results.h5): reading and widening the
      * capture, the per-token Gram matrices (cosine, angle, norms), the minibatch CKA Grams, the exact CKA
      * cross products; and the float64 flops of the last three (2 per multiply-add) */

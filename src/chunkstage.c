@@ -5,13 +5,13 @@
  */
 #include "chunkstage.h"
 
+#include "threads.h"
+
 #include <libdeflate.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#define MAX_THREADS 16
+#define MAX_THREADS LSA_MAX_THREADS
 
 struct lsa_stage {
     size_t elem, row_bytes, chunk_bytes;
@@ -57,8 +57,7 @@ struct lsa_stage *lsa_stage_new(size_t elem, size_t row_bytes, int64_t per, int6
     }
     s->elem = elem, s->row_bytes = row_bytes, s->per = per, s->across = across, s->level = level;
     s->chunk_bytes = row_bytes * (size_t)per;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    s->n_threads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
+    s->n_threads = lsa_cores();
     for (int i = 0; i < s->n_threads; i++) {
         if (!(s->comp[i] = libdeflate_alloc_compressor(level)) || !(s->scratch[i] = malloc(s->chunk_bytes))) {
             lsa_stage_free(s);
@@ -158,17 +157,8 @@ int lsa_stage_commit(struct lsa_stage *s, int64_t hi, bool partial, lsa_stage_em
     }
     int nt = n_jobs < s->n_threads ? (int)n_jobs : s->n_threads;
     struct job_set js[MAX_THREADS];
-    pthread_t th[MAX_THREADS];
-    bool started[MAX_THREADS] = {0};
-    for (int i = 0; i < nt; i++) {
-        js[i] = (struct job_set){.s = s, .n_jobs = n_jobs, .tid = i, .n_threads = nt};
-        if (i > 0) started[i] = pthread_create(&th[i], NULL, compress_jobs, &js[i]) == 0;
-    }
-    compress_jobs(&js[0]);
-    for (int i = 1; i < nt; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else compress_jobs(&js[i]); /* no thread to be had: do its share here */
-    }
+    for (int i = 0; i < nt; i++) js[i] = (struct job_set){.s = s, .n_jobs = n_jobs, .tid = i, .n_threads = nt};
+    lsa_run_threads(nt, compress_jobs, js, sizeof js[0]);
     int rc = 0;
     for (int i = 0; i < nt; i++)
         if (js[i].failed) rc = lsa_err(LSA_EIO, "chunk stage: deflate failed");

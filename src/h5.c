@@ -5,7 +5,9 @@
  */
 #include "lsa/h5.h"
 
+#include "chunkread.h"
 #include "chunkstage.h"
+#include "lsa/safetensors.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -22,6 +24,7 @@ struct lsa_h5 {
     char *kept_name[KEEP_MAX];
     hid_t kept_id[KEEP_MAX];
     int n_kept;
+    struct lsa_chunkread_scratch scratch;
 };
 
 static void silence_hdf5(void)
@@ -74,6 +77,7 @@ void lsa_h5_close(struct lsa_h5 *f)
         free(f->kept_name[i]);
     }
     H5Fclose(f->fid);
+    lsa_chunkread_scratch_free(&f->scratch);
     free(f->path);
     free(f);
 }
@@ -658,60 +662,47 @@ int lsa_h5_chunk(struct lsa_h5 *f, const char *dset, int *rank, int64_t dims[LSA
     return rc;
 }
 
+/* Check that start..start+count lies in dataset d (of rank rank); its shape into dims. */
+static int slab_shape(struct lsa_h5 *f, hid_t d, const char *dset, int rank, const int64_t start[],
+                      const int64_t count[], int64_t dims[LSA_H5_MAX_RANK])
+{
+    hid_t fs = H5Dget_space(d);
+    int r = 0, rc = space_shape(fs, f->path, dset, &r, dims, NULL);
+    H5Sclose(fs);
+    if (rc == 0 && r != rank) rc = lsa_err(LSA_EFORMAT, "%s: %s has rank %d, expected %d", f->path, dset, r, rank);
+    for (int i = 0; rc == 0 && i < rank; i++)
+        if (start[i] < 0 || count[i] < 0 || start[i] > dims[i] || count[i] > dims[i] - start[i])
+            rc = lsa_err(LSA_EINVAL, "%s: read of %s outside its shape (axis %d: [%lld, %lld) of %lld)", f->path,
+                         dset, i, (long long)start[i], (long long)(start[i] + count[i]), (long long)dims[i]);
+    return rc;
+}
+
 static int read_slab(struct lsa_h5 *f, const char *dset, int rank, const int64_t start[], const int64_t count[],
                      hid_t memtype, void *out)
 {
     hid_t d = open_dset(f, dset);
     if (d < 0) return LSA_EFORMAT;
-    hid_t fs = H5Dget_space(d);
-    int r = 0, rc;
     int64_t dims[LSA_H5_MAX_RANK];
-    rc = space_shape(fs, f->path, dset, &r, dims, NULL);
-    if (rc == 0 && r != rank)
-        rc = lsa_err(LSA_EFORMAT, "%s: %s has rank %d, expected %d", f->path, dset, r, rank);
+    int rc = slab_shape(f, d, dset, rank, start, count, dims);
     hsize_t st[LSA_H5_MAX_RANK], ct[LSA_H5_MAX_RANK];
     size_t n = 1;
     for (int i = 0; rc == 0 && i < rank; i++) {
-        if (start[i] < 0 || count[i] < 0 || start[i] > dims[i] || count[i] > dims[i] - start[i])
-            rc = lsa_err(LSA_EINVAL, "%s: read of %s outside its shape (axis %d: [%lld, %lld) of %lld)", f->path,
-                         dset, i, (long long)start[i], (long long)(start[i] + count[i]), (long long)dims[i]);
         st[i] = (hsize_t)start[i];
         ct[i] = (hsize_t)count[i];
         n *= ct[i];
     }
     if (rc == 0 && n > 0) {
-        hid_t ms = H5Screate_simple(rank, ct, NULL);
+        hid_t fs = H5Dget_space(d), ms = H5Screate_simple(rank, ct, NULL);
         if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, NULL, ct, NULL) < 0 ||
             H5Dread(d, memtype, ms, fs, H5P_DEFAULT, out) < 0)
             rc = lsa_err(LSA_EFORMAT, "%s: cannot read %s (damaged, or not numeric)", f->path, dset);
         H5Sclose(ms);
+        H5Sclose(fs);
     }
-    H5Sclose(fs);
     close_dset(f, d);
     return rc;
 }
 
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, x;
-    if (exp == 0x1f) x = sign | 0x7f800000u | (mant << 13); /* inf / nan */
-    else if (exp) x = sign | ((exp + 112) << 23) | (mant << 13);
-    else if (!mant) x = sign;
-    else { /* subnormal: normalise */
-        int e = -1;
-        do {
-            e++;
-            mant <<= 1;
-        } while (!(mant & 0x400));
-        x = sign | ((uint32_t)(112 - e) << 23) | ((mant & 0x3ff) << 13);
-    }
-    float v;
-    memcpy(&v, &x, 4);
-    return v;
-}
-
-/* IEEE half stored little-endian? HDF5's own half-to-float conversion is a slow generic path, so such
- * datasets are read raw and widened here. */
 static bool is_le_half(hid_t t)
 {
     return H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 2 && H5Tget_order(t) == H5T_ORDER_LE &&
@@ -725,12 +716,16 @@ int lsa_h5_read_slab_f32(struct lsa_h5 *f, const char *dset, int rank, const int
     if (lsa_h5_exists(f, dset)) {
         hid_t d = open_dset(f, dset);
         if (d >= 0) {
-            hid_t t = H5Dget_type(d);
+            int64_t dims[LSA_H5_MAX_RANK];
+            int rc = slab_shape(f, d, dset, rank, start, count, dims);
+            if (rc == 0) rc = lsa_chunkread_f32(&f->scratch, d, f->path, dset, rank, dims, start, count, out);
+            hid_t t = rc == 1 ? H5Dget_type(d) : -1;
             if (t >= 0) {
                 half = is_le_half(t);
                 H5Tclose(t);
             }
             close_dset(f, d);
+            if (rc != 1) return rc; /* read by lsa_chunkread_f32, or an error */
         }
     }
     if (!half) return read_slab(f, dset, rank, start, count, H5T_NATIVE_FLOAT, out);
@@ -749,7 +744,7 @@ int lsa_h5_read_slab_f32(struct lsa_h5 *f, const char *dset, int rank, const int
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint16_t h;
         memcpy(&h, raw + i, sizeof h);
-        float v = f16_to_f32(h);
+        float v = lsa_f16_to_f32(h);
         memcpy(out + i, &v, sizeof v);
     }
     return rc;

@@ -3,7 +3,8 @@
  * HDF5's own shuffle + deflate filters equal to what was written: 3-D and 2-D, f16 and f32, chunk
  * lengths that windows straddle, windows longer than several chunks, checkpoints (flushes) in the middle
  * of a chunk, and a window written twice before it is committed (as a resumed capture does). The same
- * data written without staging (HDF5 compressing) is the reference.
+ * data written without staging (HDF5 compressing) is the reference. Then slabs of both, read through
+ * lsa's own chunk reader (src/chunkread.h), against the values written; also without any filter.
  */
 #include "lsa/h5.h"
 #include "testutil.h"
@@ -13,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* from src/chunkread.h, whose other declarations need hdf5.h */
+int64_t lsa_chunkread_count(void);
+
 /* A value that depends on (slice, row, column), with runs of equal values so that deflate has work. */
 static float value(int64_t a, int64_t t, int64_t j) { return (float)((a * 7 + t / 3 + j % 5) % 11) * 0.25f - 1.0f; }
 
@@ -20,6 +24,7 @@ struct layout {
     int rank;
     enum lsa_h5_type type;
     int64_t across, d, per;
+    int compress; /* deflate level; 0 = no filters (and no staging) */
 };
 
 /* Write windows of the given lengths through `staged` and `plain`; returns rows written. */
@@ -28,10 +33,10 @@ static int64_t write_all(const struct layout *L, const char *path, bool staged, 
     struct lsa_h5w *w = lsa_h5w_create(path);
     REQUIRE(w, "create %s: %s", path, lsa_errmsg());
     int64_t dims[3] = {L->across, 0, L->d}, chunk[3] = {1, L->per, L->d};
-    struct lsa_h5w_dset *ds = L->rank == 3 ? lsa_h5w_dset(w, "x", L->type, 3, dims, 1, chunk, 4)
-                                           : lsa_h5w_dset(w, "x", L->type, 2, dims + 1, 0, chunk + 1, 4);
+    struct lsa_h5w_dset *ds = L->rank == 3 ? lsa_h5w_dset(w, "x", L->type, 3, dims, 1, chunk, L->compress)
+                                           : lsa_h5w_dset(w, "x", L->type, 2, dims + 1, 0, chunk + 1, L->compress);
     REQUIRE(ds, "dataset: %s", lsa_errmsg());
-    if (staged) REQUIRE(lsa_h5w_dset_stage(ds) == 0, "stage: %s", lsa_errmsg());
+    if (staged && L->compress) REQUIRE(lsa_h5w_dset_stage(ds) == 0, "stage: %s", lsa_errmsg());
     int64_t t0 = 0;
     float *buf = malloc(sizeof(float) * 64 * (size_t)L->d);
     for (int k = 0; k < n_win; k++) {
@@ -52,6 +57,35 @@ static int64_t write_all(const struct layout *L, const char *path, bool staged, 
     free(buf);
     CHECK(lsa_h5w_close(w) == 0, "close: %s", lsa_errmsg());
     return t0;
+}
+
+/* Slabs through lsa_h5_read_slab_f32 (chunks inflated by lsa, chunkread.h): whole rows of ranges that
+ * start and end inside chunks, one row, the partial last chunk, and a subset of the slices. */
+static void slabs(const struct layout *L, struct lsa_h5 *f, int64_t N)
+{
+    int64_t A = L->rank == 3 ? L->across : 1;
+    int64_t ranges[][4] = {{0, A, 0, N},      {0, A, 1, N - 1 > 1 ? N - 1 : N}, {0, A, N - 1, N}, {0, A, N / 2, N},
+                           {A - 1, A, 3, 20}, {A > 1 ? 1 : 0, A, 0, L->per + 1}};
+    float *out = malloc(sizeof(float) * (size_t)(A * N * L->d));
+    size_t bad = 0;
+    int64_t served = lsa_chunkread_count();
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+        int64_t a0 = ranges[r][0], a1 = ranges[r][1], t0 = ranges[r][2], t1 = ranges[r][3] < N ? ranges[r][3] : N;
+        int64_t st[3] = {a0, t0, 0}, ct[3] = {a1 - a0, t1 - t0, L->d};
+        int rc = L->rank == 3 ? lsa_h5_read_slab_f32(f, "/x", 3, st, ct, out)
+                              : lsa_h5_read_slab_f32(f, "/x", 2, st + 1, ct + 1, out);
+        CHECK(rc == 0, "slab [%lld, %lld) x [%lld, %lld): %s", (long long)a0, (long long)a1, (long long)t0,
+              (long long)t1, lsa_errmsg());
+        for (int64_t a = a0; rc == 0 && a < a1; a++)
+            for (int64_t t = t0; t < t1; t++)
+                for (int64_t j = 0; j < L->d; j++)
+                    bad += out[((a - a0) * (t1 - t0) + (t - t0)) * L->d + j] != value(a, t, j);
+    }
+    CHECK(bad == 0, "slab reads: %zu values differ", bad);
+    CHECK(lsa_chunkread_count() - served == (int64_t)(sizeof ranges / sizeof ranges[0]),
+          "%lld of %zu slab reads went through lsa's chunk reader", (long long)(lsa_chunkread_count() - served),
+          sizeof ranges / sizeof ranges[0]);
+    free(out);
 }
 
 static void round_trip(const struct layout *L, const char *dir, const int *win, int n_win)
@@ -79,6 +113,8 @@ static void round_trip(const struct layout *L, const char *dir, const int *win, 
     printf("rank %d, %s, chunk %lld rows, %lld rows in %d windows: %zu values read back%s\n", L->rank,
            L->type == LSA_H5_F16 ? "f16" : "f32", (long long)L->per, (long long)N, n_win, na, bad ? " WRONG" : "");
     free(a), free(b);
+    slabs(L, fs, N);
+    slabs(L, fp, N);
     lsa_h5_close(fs), lsa_h5_close(fp);
 }
 
@@ -88,8 +124,9 @@ int main(void)
     REQUIRE(mkdtemp(dir), "mkdtemp");
     static const int wins[] = {5, 13, 1, 40, 7, 7, 22, 3, 64, 9};
     static const struct layout layouts[] = {
-        {3, LSA_H5_F16, 3, 6, 7}, {3, LSA_H5_F32, 4, 5, 16}, {2, LSA_H5_F16, 1, 9, 4}, {2, LSA_H5_F32, 1, 3, 50},
-        {3, LSA_H5_F16, 2, 8, 1},
+        {3, LSA_H5_F16, 3, 6, 7, 4}, {3, LSA_H5_F32, 4, 5, 16, 4}, {2, LSA_H5_F16, 1, 9, 4, 4},
+        {2, LSA_H5_F32, 1, 3, 50, 4}, {3, LSA_H5_F16, 2, 8, 1, 4},  {3, LSA_H5_F16, 3, 6, 7, 0},
+        {2, LSA_H5_F32, 1, 3, 5, 0},
     };
     for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
         round_trip(&layouts[i], dir, wins, (int)(sizeof wins / sizeof wins[0]));

@@ -110,9 +110,11 @@ static void check_near(const char *what, double got, double want, double tol)
 
 /* ------------------------------------------------------------------ invariances */
 
-static void test_invariances(void)
+/* f64: the CKA GEMMs in float64 (tight tolerances); otherwise float32 GEMMs, within 1e-6 of them */
+static void test_invariances(bool f64)
 {
-    printf("invariances (N = 2048, D = 16)\n");
+    printf("invariances (N = 2048, D = 16), CKA GEMMs in %s\n", f64 ? "float64" : "float32");
+    double ct = f64 ? 1e-9 : 1e-6;
     enum { P = 6, D = 16 };
     int64_t N = 2048, offs[4] = {0, 700, 1500, 2048};
     float *x = malloc((size_t)P * N * D * sizeof *x);
@@ -147,15 +149,17 @@ static void test_invariances(void)
     write_capture(path, &(struct syn){.P = P, .D = D, .S = 3, .N = N, .resid = x, .offs = offs});
     struct lsa_similarity_opts o = lsa_similarity_opts_default();
     o.cka_batch = 128;
+    o.cka_f64 = f64;
     struct lsa_similarity_result *r = run(path, &o);
     int n = r->n;
+    CHECK(r->cka_f32 == !f64, "cka_f32 %d", r->cka_f32);
     REQUIRE(n == P && r->cka_linear && r->cka_minibatch, "n %d", n);
     /* XQ is X in rotated coordinates: CKA 1 exactly; cosine not (the mean is rotated too) */
     check_near("exact CKA(X, XQ)", AT(r->cka_linear, n, 0, 1), 1, 1e-6);
-    check_near("exact CKA(X, 3X)", AT(r->cka_linear, n, 0, 2), 1, 1e-9);
-    check_near("exact CKA(Y, -Y)", AT(r->cka_linear, n, 3, 5), 1, 1e-9);
+    check_near("exact CKA(X, 3X)", AT(r->cka_linear, n, 0, 2), 1, ct);
+    check_near("exact CKA(Y, -Y)", AT(r->cka_linear, n, 3, 5), 1, ct);
     check_near("minibatch CKA(X, XQ)", AT(r->cka_minibatch, n, 0, 1), 1, 1e-6);
-    check_near("minibatch CKA(X, 3X)", AT(r->cka_minibatch, n, 0, 2), 1, 1e-9);
+    check_near("minibatch CKA(X, 3X)", AT(r->cka_minibatch, n, 0, 2), 1, ct);
     double ub = AT(r->cka_minibatch, n, 0, 3), ex = AT(r->cka_linear, n, 0, 3);
     printf("  independent Gaussians: unbiased minibatch CKA %.4f, exact (biased) CKA %.4f\n", ub, ex);
     CHECK(fabs(ub) < 0.03, "unbiased CKA of independent Gaussians %.4f, want |.| < 0.03", ub);
@@ -199,6 +203,20 @@ static void test_invariances(void)
     }
     check_near("block of 7 tokens vs default block: max diff", diff, 0, 1e-12);
     lsa_similarity_free(r7);
+    if (!f64) { /* float32 GEMMs against float64 ones on the same capture */
+        o.block_tokens = 0;
+        o.cka_f64 = true;
+        struct lsa_similarity_result *r64 = run(path, &o);
+        double dc = 0, dk = 0;
+        for (int i = 0; i < n * n; i++) {
+            dc = fmax(dc, fabs(r->cosine[i] - r64->cosine[i]) + fabs(r->angular[i] - r64->angular[i]));
+            dk = fmax(dk, fabs(r->cka_linear[i] - r64->cka_linear[i]));
+            dk = fmax(dk, fabs(r->cka_minibatch[i] - r64->cka_minibatch[i]));
+        }
+        check_near("cosine, angular: float32 vs float64 CKA run", dc, 0, 0);
+        check_near("CKA: float32 vs float64 GEMMs, max diff", dk, 0, 1e-6);
+        lsa_similarity_free(r64);
+    }
     lsa_similarity_free(r);
     free(x);
 }
@@ -296,9 +314,11 @@ static double gram_cka(const double *X, const double *Y, int n, int D)
     return kl / sqrt(kk * ll);
 }
 
-static void test_cka_forms(void)
+static void test_cka_forms(bool f64)
 {
-    printf("CKA against the Gram form and a naive HSIC_1 (N = 40, D = 5)\n");
+    printf("CKA against the Gram form and a naive HSIC_1 (N = 40, D = 5), CKA GEMMs in %s\n",
+           f64 ? "float64" : "float32");
+    double tol = f64 ? 1e-10 : 1e-6;
     enum { N = 40, D = 5, P = 3 };
     float x[P * N * D];
     double X[P][N * D];
@@ -320,16 +340,17 @@ static void test_cka_forms(void)
     write_capture(path, &(struct syn){.P = P, .D = D, .S = 1, .N = N, .resid = x, .offs = offs});
     struct lsa_similarity_opts o = lsa_similarity_opts_default();
     o.cka_batch = N; /* one minibatch of all tokens */
+    o.cka_f64 = f64;
     struct lsa_similarity_result *r = run(path, &o);
     for (int i = 0; i < P; i++)
         for (int j = i + 1; j < P; j++) {
             char what[64];
             snprintf(what, sizeof what, "exact CKA[%d][%d] vs Gram form", i, j);
-            check_near(what, AT(r->cka_linear, P, i, j), gram_cka(X[i], X[j], N, D), 1e-10);
+            check_near(what, AT(r->cka_linear, P, i, j), gram_cka(X[i], X[j], N, D), tol);
             double h = naive_hsic1(X[i], X[j], N, D), hi = naive_hsic1(X[i], X[i], N, D),
                    hj = naive_hsic1(X[j], X[j], N, D);
             snprintf(what, sizeof what, "minibatch CKA[%d][%d] vs naive HSIC_1", i, j);
-            check_near(what, AT(r->cka_minibatch, P, i, j), h / sqrt(hi * hj), 1e-10);
+            check_near(what, AT(r->cka_minibatch, P, i, j), h / sqrt(hi * hj), tol);
         }
     lsa_similarity_free(r);
 }
@@ -496,8 +517,10 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "mkdir -p %s", tmp);
     sh(cmd);
     test_hand();
-    test_invariances();
-    test_cka_forms();
+    test_invariances(true);
+    test_invariances(false);
+    test_cka_forms(true);
+    test_cka_forms(false);
     test_errors();
     test_figures();
     test_report();

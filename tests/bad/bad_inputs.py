@@ -351,6 +351,28 @@ def nan_resid(f):
 
 cap_case("capture with NaN activations", nan_resid, ["/resid has a non-finite value", "token 3"])
 
+
+def damaged_chunk(garble):
+    """The base capture with one stored /resid chunk garbled in place (lsa inflates chunks itself)."""
+    with h5py.File(base, "r") as f:
+        ci = f["resid"].id.get_chunk_info(1)
+    b = bytearray(B)
+    garble(b, ci.byte_offset, ci.size)
+    return bytes(b)
+
+
+def flip(b, off, size):
+    for i in range(off + size // 3, off + size // 3 + 16):
+        b[i] ^= 0x5A
+
+
+def zero_tail(b, off, size):
+    b[off + size - 8:off + size] = bytes(8)
+
+
+cap_case("capture with a garbled compressed chunk", damaged_chunk(flip), ["/resid: the chunk at (1, 0, 0) does not inflate", "damaged"])
+cap_case("capture whose chunk checksum is wrong", damaged_chunk(zero_tail), ["/resid: the chunk at (1, 0, 0) does not inflate", "damaged"])
+
 print("output paths")
 out_dir = os.path.join(tmp, "outdir.h5")
 os.mkdir(out_dir)
