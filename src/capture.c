@@ -14,6 +14,7 @@
 #include "lsa/capture.h"
 
 #include "lsa/h5.h"
+#include "half.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -129,7 +130,7 @@ static void sum_act(struct lsa_capture *c, int what, int row, const float *x, si
         c->win_hash += hash_bytes(seed, x, n * sizeof *x);
         return;
     }
-    for (size_t i = 0; i < n; i++) c->half[i] = lsa_h5_f16_bits(x[i]);
+    lsa_half_encode(x, c->half, n);
     c->win_hash += hash_bytes(seed, c->half, n * sizeof *c->half);
 }
 

@@ -4,11 +4,10 @@
 #include "chunkread.h"
 
 #include "lsa/lsa.h"
-#include "lsa/safetensors.h"
+#include "half.h"
 #include "threads.h"
 
 #include <libdeflate.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,23 +38,16 @@ static _Atomic int64_t served;
 
 int64_t lsa_chunkread_count(void) { return served; }
 
-/* float16 -> float32 for all 65536 patterns, built once: a lookup is cheaper than the branches */
-static float half_table[65536];
-static pthread_once_t half_once = PTHREAD_ONCE_INIT;
-
-static void build_half_table(void)
-{
-    for (uint32_t h = 0; h < 65536; h++) half_table[h] = lsa_f16_to_f32((uint16_t)h);
-}
-
 /* Elements i0 .. i0 + len - 1 of a chunk of n elements whose bytes are b, as float32. Shuffled, byte j of
- * element i is at b[j * n + i]; otherwise at b[i * elem + j]; both little-endian. */
-static void widen(const struct slab *sl, const unsigned char *b, size_t n, size_t i0, size_t len, float *o)
+ * element i is at b[j * n + i]; otherwise at b[i * elem + j]; both little-endian. tmp holds len halves. */
+static void widen(const struct slab *sl, const unsigned char *b, size_t n, size_t i0, size_t len, float *o,
+                  uint16_t *tmp)
 {
     if (sl->elem == 2) {
         const unsigned char *lo = sl->shuffled ? b + i0 : b + 2 * i0, *hi = sl->shuffled ? b + n + i0 : lo + 1;
         size_t st = sl->shuffled ? 1 : 2;
-        for (size_t e = 0; e < len; e++) o[e] = half_table[lo[e * st] | hi[e * st] << 8];
+        for (size_t e = 0; e < len; e++) tmp[e] = (uint16_t)(lo[e * st] | hi[e * st] << 8);
+        lsa_half_decode(tmp, o, len);
         return;
     }
     for (size_t e = 0; e < len; e++) {
@@ -72,7 +64,8 @@ static void *decode(void *arg)
     const struct slab *sl = w->sl;
     struct libdeflate_decompressor *dec = sl->deflated ? libdeflate_alloc_decompressor() : NULL;
     unsigned char *buf = sl->deflated ? sl->inflated[w->tid] : NULL;
-    if (sl->deflated && !dec) {
+    uint16_t *tmp = malloc((size_t)sl->row_len * sizeof *tmp);
+    if ((sl->deflated && !dec) || !tmp) {
         w->nomem = true;
         w->first = w->n_chunks;
     }
@@ -97,10 +90,11 @@ static void *decode(void *arg)
         for (int64_t t = lo; t < hi; t++) {
             float *o = sl->out + ((size_t)a * (size_t)sl->nt + (size_t)(t - sl->t0)) * (size_t)sl->row_len;
             size_t i0 = (size_t)(t - k * sl->per) * (size_t)sl->row_len;
-            widen(sl, b, n, i0, (size_t)sl->row_len, o);
+            widen(sl, b, n, i0, (size_t)sl->row_len, o, tmp);
         }
     }
     if (dec) libdeflate_free_decompressor(dec);
+    free(tmp);
     return NULL;
 }
 
@@ -216,7 +210,6 @@ int lsa_chunkread_f32(struct lsa_chunkread_scratch *sc, hid_t d, const char *pat
         else if (mask != 0) rc = 1;
     }
     if (!rc) {
-        pthread_once(&half_once, build_half_table);
         struct worker w[LSA_MAX_THREADS];
         for (int i = 0; i < nt; i++)
             w[i] = (struct worker){.sl = &sl, .tid = i, .first = i, .step = nt, .n_chunks = n, .bad = -1};

@@ -7,6 +7,7 @@
 
 #include "chunkread.h"
 #include "chunkstage.h"
+#include "half.h"
 #include "lsa/safetensors.h"
 
 #include <errno.h>
@@ -569,28 +570,6 @@ struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_
     return d;
 }
 
-static uint16_t f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
-    int exp = (int)((x >> 23) & 0xff);
-    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0)); /* inf / nan */
-    int e = exp - 127 + 15;
-    if (e >= 31) return (uint16_t)(sign | 0x7c00); /* overflow to inf */
-    if (e <= 0) {                                 /* subnormal or zero */
-        if (e < -10) return (uint16_t)sign;
-        mant |= 0x800000;
-        int shift = 14 - e;
-        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = (uint32_t)e << 10 | mant >> 13, rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into the exponent: still correct */
-    return (uint16_t)(sign | h);
-}
-
 int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const void *data)
 {
     struct lsa_h5w *w = d->w;
@@ -619,7 +598,7 @@ int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t c
             d->half_cap = n;
         }
         const float *f = data;
-        for (size_t i = 0; i < n; i++) d->half[i] = f32_to_f16(f[i]);
+        lsa_half_encode(f, d->half, n);
         data = d->half;
     }
     if (d->stage) {
@@ -919,7 +898,7 @@ int lsa_h5w_flush(struct lsa_h5w *w)
     return 0;
 }
 
-uint16_t lsa_h5_f16_bits(float x) { return f32_to_f16(x); }
+uint16_t lsa_h5_f16_bits(float x) { return lsa_half_from_float(x); }
 
 int lsa_h5w_renamed(struct lsa_h5w *w, const char *path)
 {
