@@ -8,6 +8,8 @@
 #include "threads.h"
 
 #include <libdeflate.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,7 +67,8 @@ struct lsa_stage *lsa_stage_new(size_t elem, size_t row_bytes, int64_t per, int6
             return NULL;
         }
     }
-    s->bound = libdeflate_zlib_compress_bound(s->comp[0], s->chunk_bytes);
+    /* room for a stream of stored planes and a deflated rest (zlib_planes) */
+    s->bound = libdeflate_zlib_compress_bound(s->comp[0], s->chunk_bytes) + 5 * (s->chunk_bytes / 65535 + 1) + 16;
     return s;
 }
 
@@ -118,6 +121,55 @@ static void shuffle(const unsigned char *in, unsigned char *out, size_t n_bytes,
     }
 }
 
+/* Whether deflate does too little for a plane to be worth its time: four 4 KiB samples spread over it
+ * (its start alone misleads: the first tokens of a chunk repeat more) compressed save under 8%. The low
+ * mantissa bytes of activations are nearly noise: deflate saves ~6% on them (Huffman codes only) and took
+ * as long as on the rest of the chunk (bench/RESULTS.md). */
+static bool incompressible(struct libdeflate_compressor *c, const unsigned char *p, size_t n, unsigned char *tmp,
+                           size_t tmp_n)
+{
+    enum { PIECE = 4096, PIECES = 4 };
+    if (n < PIECE * PIECES * 4) return false;
+    unsigned char sample[PIECE * PIECES];
+    for (int k = 0; k < PIECES; k++) memcpy(sample + k * PIECE, p + (n - PIECE) / (PIECES - 1) * (size_t)k, PIECE);
+    size_t got = libdeflate_deflate_compress(c, sample, sizeof sample, tmp, tmp_n);
+    return got == 0 || got * 100 >= sizeof sample * 92;
+}
+
+static _Atomic int64_t planes_stored;
+
+int64_t lsa_stage_stored_planes(void) { return planes_stored; }
+
+static size_t zlib_planes(struct libdeflate_compressor *c, const unsigned char *in, size_t n_bytes, size_t elem,
+                          unsigned char *out, size_t cap)
+{
+    size_t plane = n_bytes / elem, stored = 0;
+    while (stored < n_bytes && incompressible(c, in + stored, plane, out, cap)) stored += plane; /* out: scratch */
+    if (stored == 0) return libdeflate_zlib_compress(c, in, n_bytes, out, cap);
+    planes_stored += (int64_t)(stored / plane);
+    size_t at = 0;
+    if (cap < 2 + 5 * (stored / 65535 + 1) + stored + 4) return 0;
+    out[at++] = 0x78, out[at++] = 0x9c; /* deflate, 32K window; (0x78 << 8 | 0x9c) % 31 == 0 */
+    for (size_t done = 0; done < stored;) {
+        size_t len = stored - done < 65535 ? stored - done : 65535;
+        bool final = done + len == n_bytes;
+        out[at++] = final ? 1 : 0; /* BFINAL, BTYPE = 00 (stored), then padding to the byte */
+        out[at++] = (unsigned char)len, out[at++] = (unsigned char)(len >> 8);
+        out[at++] = (unsigned char)~len, out[at++] = (unsigned char)(~len >> 8);
+        memcpy(out + at, in + done, len);
+        at += len, done += len;
+    }
+    if (stored < n_bytes) { /* a raw deflate stream starts on a byte boundary, its last block final */
+        size_t got = libdeflate_deflate_compress(c, in + stored, n_bytes - stored, out + at, cap - at - 4);
+        if (got == 0) return 0;
+        at += got;
+    }
+    uint32_t a = libdeflate_adler32(1, in, n_bytes);
+    out[at++] = (unsigned char)(a >> 24), out[at++] = (unsigned char)(a >> 16);
+    out[at++] = (unsigned char)(a >> 8), out[at++] = (unsigned char)a;
+    return at;
+}
+
 static void *compress_jobs(void *arg)
 {
     struct job_set *js = arg;
@@ -125,8 +177,7 @@ static void *compress_jobs(void *arg)
     for (int64_t j = js->tid; j < js->n_jobs; j += js->n_threads) {
         const unsigned char *src = s->buf + (size_t)j * s->chunk_bytes; /* jobs run over the staged chunks in order */
         shuffle(src, s->scratch[js->tid], s->chunk_bytes, s->elem);
-        s->out_n[j] = libdeflate_zlib_compress(s->comp[js->tid], s->scratch[js->tid], s->chunk_bytes, s->out[j],
-                                               s->bound);
+        s->out_n[j] = zlib_planes(s->comp[js->tid], s->scratch[js->tid], s->chunk_bytes, s->elem, s->out[j], s->bound);
         if (s->out_n[j] == 0) js->failed = 1;
     }
     return NULL;

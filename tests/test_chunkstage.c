@@ -6,10 +6,12 @@
  * data written without staging (HDF5 compressing) is the reference. Then slabs of both, read through
  * lsa's own chunk reader (src/chunkread.h), against the values written; also without any filter.
  */
+#include "chunkstage.h"
 #include "lsa/h5.h"
 #include "testutil.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,8 +19,21 @@
 /* from src/chunkread.h, whose other declarations need hdf5.h */
 int64_t lsa_chunkread_count(void);
 
-/* A value that depends on (slice, row, column), with runs of equal values so that deflate has work. */
-static float value(int64_t a, int64_t t, int64_t j) { return (float)((a * 7 + t / 3 + j % 5) % 11) * 0.25f - 1.0f; }
+static bool noisy; /* values with random low mantissa bits, as activations have (see value) */
+
+/* A value that depends on (slice, row, column): with runs of equal values so that deflate has work, or
+ * when noisy, +-[0.5, 1) with a random 10-bit mantissa (exact in float16), whose low bytes deflate cannot
+ * shrink: the staged chunks then hold stored blocks (chunkstage.c, zlib_planes). */
+static float value(int64_t a, int64_t t, int64_t j)
+{
+    if (!noisy) return (float)((a * 7 + t / 3 + j % 5) % 11) * 0.25f - 1.0f;
+    uint64_t h = (uint64_t)(a * 1000003 + t * 7919 + j) * 0x9e3779b97f4a7c15ull; /* splitmix64's finaliser */
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    float m = 1.0f + (float)(h & 0x3ff) / 1024.0f;
+    return (h & 0x400 ? -0.5f : 0.5f) * m;
+}
 
 struct layout {
     int rank;
@@ -126,10 +141,19 @@ int main(void)
     static const struct layout layouts[] = {
         {3, LSA_H5_F16, 3, 6, 7, 4}, {3, LSA_H5_F32, 4, 5, 16, 4}, {2, LSA_H5_F16, 1, 9, 4, 4},
         {2, LSA_H5_F32, 1, 3, 50, 4}, {3, LSA_H5_F16, 2, 8, 1, 4},  {3, LSA_H5_F16, 3, 6, 7, 0},
-        {2, LSA_H5_F32, 1, 3, 5, 0},
+        {2, LSA_H5_F32, 1, 3, 5, 0},        {3, LSA_H5_F16, 2, 512, 128, 4}, {2, LSA_H5_F32, 1, 1024, 64, 4},
     };
-    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
-        round_trip(&layouts[i], dir, wins, (int)(sizeof wins / sizeof wins[0]));
+    for (int pass = 0; pass < 2; pass++) {
+        noisy = pass == 1;
+        printf("%s values\n", noisy ? "noisy" : "smooth");
+        int64_t stored = lsa_stage_stored_planes();
+        for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
+            round_trip(&layouts[i], dir, wins, (int)(sizeof wins / sizeof wins[0]));
+        stored = lsa_stage_stored_planes() - stored;
+        printf("  %lld byte planes of staged chunks went in stored blocks\n", (long long)stored);
+        CHECK(noisy ? stored > 0 : stored == 0, "%lld planes stored with %s values", (long long)stored,
+              noisy ? "noisy" : "smooth");
+    }
     /* a dataset that cannot be staged is refused with a message */
     char p[512];
     snprintf(p, sizeof p, "%s/bad.h5", dir);
