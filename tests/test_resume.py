@@ -96,6 +96,8 @@ for name, extra in variants:
     check(res.returncode == 0, f"{name}: reference capture failed: {res.stderr}")
     n_tok, n_seq = compare(ref, ref, f"{name} ref")
     print(f"{name}: reference {n_tok} tokens in {n_seq} sequences, {took:.1f} s")
+    if name == "uncompressed":
+        took_uncompressed = took
 
     # SIGKILL at random points, then --resume
     for k in range(3 if name == "uncompressed" else 1):
@@ -152,13 +154,25 @@ for s in (0, n_seq // 2, n_seq - 1):
     want = fnv1a(toks[offs[s]:offs[s + 1]].astype("<i4").tobytes())
     check(int(sums[s, 0]) & 0xFFFFFFFFFFFFFFFF == want, f"seq_checksums[{s}, 0] is not FNV-1a of the tokens")
 
-# Ctrl-C in a --resume run keeps the partial, and says so; resuming it finishes the capture.
+# Ctrl-C in a --resume run keeps the partial, and says so; resuming it finishes the capture. The signal
+# comes halfway through the reference's time once the partial file exists, sooner if the run finished first.
 out = os.path.join(tmp, "sigint.h5")
-p = subprocess.Popen([LSA, "capture", "--model", MODEL, "--lines", text, "--ctx", "32", "--out", out, "--compress", "0",
-                      "--checkpoint-seconds", "0.05", "--resume"], stderr=subprocess.PIPE, text=True)
-time.sleep(0.8)
-p.send_signal(signal.SIGINT)
-_, err = p.communicate(timeout=60)
+after = took_uncompressed * 0.5
+for attempt in range(8):
+    p = subprocess.Popen([LSA, "capture", "--model", MODEL, "--lines", text, "--ctx", "32", "--out", out,
+                          "--compress", "0", "--checkpoint-seconds", "0.05", "--resume"], stderr=subprocess.PIPE,
+                         text=True)
+    t0 = time.time()
+    while not os.path.exists(out + ".partial") and p.poll() is None and time.time() - t0 < 10:
+        time.sleep(0.01)
+    time.sleep(max(0.0, after - (time.time() - t0)))
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    if p.returncode == 0 and attempt < 7:
+        os.remove(out)
+        after *= 0.5
+        continue
+    break
 check(p.returncode == 130 and "--resume to continue" in err, f"SIGINT in a resume run: exit {p.returncode}: {err}")
 check(leftovers(out) == ["sigint.h5.partial"], f"SIGINT in a resume run left {leftovers(out)}")
 res = capture(out, ["--compress", "0"], resume=True)
