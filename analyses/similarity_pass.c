@@ -27,7 +27,8 @@
 void lsa_sim_pass_free(struct lsa_sim_pass *s)
 {
     free(s->cos_sum), free(s->ang_sum), free(s->last_sum), free(s->norm_sum), free(s->tc), free(s->ta), free(s->tn);
-    free(s->mb), free(s->xc), free(s->kt), free(s->trp), free(s->trs), free(s->mean), free(s->kg), free(s->rs), free(s->tot), free(s->tr);
+    free(s->mb), free(s->xc), free(s->kt), free(s->trp), free(s->trs), free(s->mean), free(s->kg), free(s->rs),
+        free(s->tot), free(s->tr);
     free(s->rr), free(s->hsic), free(s->z32), free(s->z64);
     memset(s, 0, sizeof *s);
 }
@@ -62,14 +63,16 @@ int lsa_sim_pass_alloc(struct lsa_sim_pass *s, int n, int D, int b, int64_t cap,
         s->tr = calloc(nn, sizeof(double));
         s->rr = calloc(nn, sizeof(double));
         s->hsic = calloc(nn, sizeof(double));
-        ok = s->mb && s->xc && s->kt && s->mean && s->kg && s->trp && (s->trs || !f32) && s->rs && s->tot && s->tr && s->rr && s->hsic;
+        ok = s->mb && s->xc && s->kt && s->mean && s->kg && s->trp && (s->trs || !f32) && s->rs && s->tot && s->tr &&
+             s->rr && s->hsic;
     }
     if (ok && cap > 0) {
         size_t z = (size_t)cap * n * D;
         ok = f32 ? (s->z32 = malloc(z * sizeof(float))) != NULL : (s->z64 = malloc(z * sizeof(double))) != NULL;
     }
-    return ok ? 0 : lsa_err(LSA_ENOMEM, "similarity: out of memory (minibatch %d, exact CKA on %lld tokens)", b,
-                            (long long)cap);
+    return ok ? 0
+              : lsa_err(LSA_ENOMEM, "similarity: out of memory (minibatch %d, exact CKA on %lld tokens)", b,
+                        (long long)cap);
 }
 
 static double now_s(void)
@@ -137,22 +140,22 @@ static void tokens(struct lsa_sim_pass *s, const float *blk, int64_t T, int64_t 
 
 /* Gram k (b, b; upper triangle) -> its strict upper triangle packed into kp (row after row), and the
  * row sums of k without its diagonal added into r: float32 kept as float32 (exact), float64 as is. */
-#define DEFINE_PACK(name, T)                                                                                   \
-    static inline void name(const T *k, int b, T *kp, double *r)                                                \
-    {                                                                                                          \
-        size_t at = 0;                                                                                         \
-        for (int t = 0; t < b; t++) {                                                                          \
-            const T *row = k + (size_t)t * b;                                                                  \
-            double sum = 0;                                                                                    \
-            _Pragma("omp simd reduction(+ : sum)") for (int u = t + 1; u < b; u++)                             \
-            {                                                                                                  \
-                kp[at + u - t - 1] = row[u];                                                                   \
-                r[u] += row[u];                                                                                \
-                sum += row[u];                                                                                 \
-            }                                                                                                  \
-            r[t] += sum;                                                                                       \
-            at += (size_t)(b - t - 1);                                                                         \
-        }                                                                                                      \
+#define DEFINE_PACK(name, T)                                                                                           \
+    static inline void name(const T *k, int b, T *kp, double *r)                                                       \
+    {                                                                                                                  \
+        size_t at = 0;                                                                                                 \
+        for (int t = 0; t < b; t++) {                                                                                  \
+            const T *row = k + (size_t)t * b;                                                                          \
+            double sum = 0;                                                                                            \
+            _Pragma("omp simd reduction(+ : sum)") for (int u = t + 1; u < b; u++)                                     \
+            {                                                                                                          \
+                kp[at + u - t - 1] = row[u];                                                                           \
+                r[u] += row[u];                                                                                        \
+                sum += row[u];                                                                                         \
+            }                                                                                                          \
+            r[t] += sum;                                                                                               \
+            at += (size_t)(b - t - 1);                                                                                 \
+        }                                                                                                              \
     }
 DEFINE_PACK(pack_f32, float)
 DEFINE_PACK(pack_f64, double)
@@ -258,7 +261,8 @@ void lsa_sim_pass_block(struct lsa_sim_pass *s, const float *blk, int64_t T, con
     s->token_s += now_s() - t0;
     for (int64_t k = 0; k < T; k++) {
         if (s->b > 0) {
-            for (int i = 0; i < n; i++) memcpy(s->mb + ((size_t)i * s->b + s->fill) * D, blk + ((size_t)i * T + k) * D, row);
+            for (int i = 0; i < n; i++)
+                memcpy(s->mb + ((size_t)i * s->b + s->fill) * D, blk + ((size_t)i * T + k) * D, row);
             if (++s->fill == s->b) {
                 double t1 = now_s();
                 minibatch(s);

@@ -27,23 +27,23 @@ struct lsa_sim_pass {
     double *cos_sum, *ang_sum, *last_sum, *norm_sum; /* (n, n) upper triangles, (n) */
     double *tc, *ta, *tn; /* per-token values of LSA_SIM_TCHUNK tokens: (pairs, chunk) x 2, (n, chunk) */
     /* minibatch CKA */
-    int b, fill;                    /* minibatch size, tokens in the current one */
-    float *mb;                      /* (n, b, D) the minibatch as stored */
-    int threads;                    /* OpenMP threads the scratch below is sized for */
-    void *xc;                       /* (threads, b, D) one centred point, float or double */
-    void *kt;                       /* (threads, b, b) its Gram, float or double */
-    double *mean;                   /* (threads, D) */
-    int64_t kp;                     /* b (b - 1) / 2 */
-    void *kg;                       /* (n, kp) strict upper triangles of the Grams, float or double */
-    double *rs, *tot;               /* (n, b) their row sums without the diagonal, (n) */
-    double *trp;                    /* (LSA_SIM_SLICES, n, n) tr from slices of kg's columns */
-    float *trs;                     /* (threads, n, n) float32 partial products of a slice */
-    double *tr, *rr, *hsic;         /* (n, n): tr(K~_i K~_j), (K~_i 1)^T (K~_j 1), sum of HSIC_1 */
+    int b, fill;            /* minibatch size, tokens in the current one */
+    float *mb;              /* (n, b, D) the minibatch as stored */
+    int threads;            /* OpenMP threads the scratch below is sized for */
+    void *xc;               /* (threads, b, D) one centred point, float or double */
+    void *kt;               /* (threads, b, b) its Gram, float or double */
+    double *mean;           /* (threads, D) */
+    int64_t kp;             /* b (b - 1) / 2 */
+    void *kg;               /* (n, kp) strict upper triangles of the Grams, float or double */
+    double *rs, *tot;       /* (n, b) their row sums without the diagonal, (n) */
+    double *trp;            /* (LSA_SIM_SLICES, n, n) tr from slices of kg's columns */
+    float *trs;             /* (threads, n, n) float32 partial products of a slice */
+    double *tr, *rr, *hsic; /* (n, n): tr(K~_i K~_j), (K~_i 1)^T (K~_j 1), sum of HSIC_1 */
     int64_t n_batches;
     /* exact CKA */
-    int64_t cap, kept;              /* token cap, tokens kept so far */
-    float *z32;                     /* (cap, n * D) with f32 */
-    double *z64;                    /* (cap, n * D) without */
+    int64_t cap, kept; /* token cap, tokens kept so far */
+    float *z32;        /* (cap, n * D) with f32 */
+    double *z64;       /* (cap, n * D) without */
     /* seconds spent in the per-token part and in the minibatches */
     double token_s, minibatch_s;
 };

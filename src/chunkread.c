@@ -16,13 +16,13 @@
 /* One slab read: the chunks it touches, in order of slice, then chunk row. */
 struct slab {
     int64_t across0, per, rows, row_len; /* first slice, chunk rows, dataset rows, elements per row */
-    int64_t t0, nt;                       /* the rows read */
-    int64_t k0, nk;                       /* the chunk rows touched */
+    int64_t t0, nt;                      /* the rows read */
+    int64_t k0, nk;                      /* the chunk rows touched */
     size_t elem, chunk_bytes;
     bool shuffled, deflated;
-    unsigned char **raw;                  /* (n_chunks) as stored, pointers into the scratch */
+    unsigned char **raw; /* (n_chunks) as stored, pointers into the scratch */
     size_t *raw_n;
-    unsigned char **inflated;             /* (threads) a chunk_bytes buffer each */
+    unsigned char **inflated; /* (threads) a chunk_bytes buffer each */
     float *out;
 };
 
@@ -75,7 +75,8 @@ static void *decode(void *arg)
         if (sl->deflated) {
             size_t got = 0;
             if (libdeflate_zlib_decompress(dec, sl->raw[c], sl->raw_n[c], buf, sl->chunk_bytes, &got) !=
-                    LIBDEFLATE_SUCCESS || got != sl->chunk_bytes) {
+                    LIBDEFLATE_SUCCESS ||
+                got != sl->chunk_bytes) {
                 if (w->bad < 0) w->bad = c;
                 continue;
             }
@@ -224,8 +225,8 @@ int lsa_chunkread_f32(struct lsa_chunkread_scratch *sc, hid_t d, const char *pat
             long long row = (long long)((sl.k0 + bad % sl.nk) * sl.per);
             if (rank == 3) snprintf(where, sizeof where, "(%lld, %lld, 0)", (long long)(sl.across0 + bad / sl.nk), row);
             else snprintf(where, sizeof where, "(%lld, 0)", row);
-            rc = lsa_err(LSA_EFORMAT, "%s: %s: the chunk at %s does not %s to its %zu bytes (damaged)", path, name, where,
-                         sl.deflated ? "inflate" : "hold", sl.chunk_bytes);
+            rc = lsa_err(LSA_EFORMAT, "%s: %s: the chunk at %s does not %s to its %zu bytes (damaged)", path, name,
+                         where, sl.deflated ? "inflate" : "hold", sl.chunk_bytes);
         }
     }
     free(sl.raw);

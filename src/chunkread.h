@@ -18,9 +18,9 @@
 /* Buffers reused from one read to the next (first touch of fresh pages cost more than the copy);
  * zero-initialised by the owner, freed with lsa_chunkread_scratch_free. */
 struct lsa_chunkread_scratch {
-    unsigned char *raw;                    /* the stored chunks of one read, back to back */
+    unsigned char *raw; /* the stored chunks of one read, back to back */
     size_t raw_cap;
-    unsigned char *inflated[16];           /* one chunk per thread (LSA_MAX_THREADS) */
+    unsigned char *inflated[16]; /* one chunk per thread (LSA_MAX_THREADS) */
     size_t inflated_cap[16];
 };
 void lsa_chunkread_scratch_free(struct lsa_chunkread_scratch *sc);

@@ -21,7 +21,7 @@ uint16_t lsa_half_from_float(float f)
     if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0)); /* inf / nan */
     int e = exp - 127 + 15;
     if (e >= 31) return (uint16_t)(sign | 0x7c00); /* overflow to inf */
-    if (e <= 0) {                                 /* subnormal or zero */
+    if (e <= 0) {                                  /* subnormal or zero */
         if (e < -10) return (uint16_t)sign;
         mant |= 0x800000;
         int shift = 14 - e;

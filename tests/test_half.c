@@ -60,8 +60,9 @@ int main(void)
     /* floats across every exponent: a stride through all bit patterns, plus the edges of the half range */
     size_t n = 0;
     for (uint64_t u = 0; u < 0x100000000ull && n < N - 64; u += 4099) f[n++] = bits_f((uint32_t)u);
-    static const float edge[] = {65504.0f, 65519.99f, 65520.0f, 65536.0f, 6.1035156e-05f, 5.9604645e-08f,
-                                 2.9802322e-08f, 2.9802326e-08f, 8.940697e-08f, 1.0009766f, 1.0004883f, -0.0f};
+    static const float edge[] = {65504.0f,       65519.99f,      65520.0f,       65536.0f,
+                                 6.1035156e-05f, 5.9604645e-08f, 2.9802322e-08f, 2.9802326e-08f,
+                                 8.940697e-08f,  1.0009766f,     1.0004883f,     -0.0f};
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) f[n++] = edge[i], f[n++] = -edge[i];
     lsa_half_encode(f, h2, n);
     size_t wrong_round = 0, differ = 0, nan_lost = 0;
