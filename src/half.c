@@ -8,6 +8,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define HAVE_F16C_PATH 1
 #endif
@@ -51,12 +52,19 @@ __attribute__((target("avx,f16c"))) static void decode_f16c(const uint16_t *h, f
     for (; i < n; i++) x[i] = lsa_f16_to_f32(h[i]);
 }
 
+/* CPUID leaf 1: F16C, AVX and OSXSAVE; then XGETBV: the OS saves the YMM registers. (GCC's
+ * __builtin_cpu_supports knows "f16c", clang 14's does not.) */
 static int has_f16c(void)
 {
     static int known = -1; /* a benign race: every thread computes the same answer */
     if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+        unsigned a, b, c, d, lo, hi;
+        int ok = __get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 1) && (c >> 28 & 1) && (c >> 29 & 1);
+        if (ok) {
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            ok = (lo & 6) == 6;
+        }
+        known = ok;
     }
     return known;
 }
