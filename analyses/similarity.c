@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct lsa_similarity_opts lsa_similarity_opts_default(void)
 {
@@ -68,13 +67,6 @@ static int result_alloc(struct lsa_similarity_result *r, const struct lsa_captur
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Mirror the upper triangle of a (n, n) sum and divide by count. */
 static void finish_mean(int n, const double *sum, double count, double *out)
 {
@@ -127,10 +119,10 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
     int64_t off_base = 0, off_n = 0, next_seq = 1, next_end = -1, n_last = 0;
     for (int64_t t0 = 0; !rc && t0 < N; t0 += B) {
         int64_t T = t0 + B <= N ? B : N - t0;
-        double t_a = now_s();
+        double t_a = lsa_sim_now();
         rc = lsa_capture_read_resid(cap, t0, t0 + T, blk);
         if (!rc && o->with_final) rc = lsa_capture_read_final(cap, t0, t0 + T, blk + (size_t)P * T * D);
-        r->read_s += now_s() - t_a;
+        r->read_s += lsa_sim_now() - t_a;
         for (int64_t k = 0; !rc && k < T; k++) {
             int64_t t = t0 + k;
             while (!rc && next_end < t && next_seq <= ci->n_seqs) {
@@ -172,9 +164,9 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
     if (!rc && s.cap > 0) {
         if (!(r->cka_linear = malloc((size_t)n * n * sizeof(double)))) rc = lsa_err(LSA_ENOMEM, "out of memory");
         lsa_la_threads(blas_threads);
-        double t_d = now_s();
+        double t_d = lsa_sim_now();
         if (!rc) rc = lsa_sim_pass_exact(&s, r->cka_linear);
-        r->exact_s = now_s() - t_d;
+        r->exact_s = lsa_sim_now() - t_d;
         r->cka_tokens = s.kept;
         r->exact_flops = (double)n * (n + 1) / 2 * 2.0 * D * D * (double)s.kept;
     }

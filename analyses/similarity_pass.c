@@ -75,7 +75,7 @@ int lsa_sim_pass_alloc(struct lsa_sim_pass *s, int n, int D, int b, int64_t cap,
                         (long long)cap);
 }
 
-static double now_s(void)
+double lsa_sim_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -255,19 +255,19 @@ void lsa_sim_pass_block(struct lsa_sim_pass *s, const float *blk, int64_t T, con
 {
     int n = s->n, D = s->D;
     size_t row = (size_t)D * sizeof(float);
-    double t0 = now_s();
+    double t0 = lsa_sim_now();
     for (int64_t k0 = 0; k0 < T; k0 += LSA_SIM_TCHUNK)
         tokens(s, blk, T, k0, (int)(T - k0 < LSA_SIM_TCHUNK ? T - k0 : LSA_SIM_TCHUNK), last);
-    s->token_s += now_s() - t0;
+    s->token_s += lsa_sim_now() - t0;
     for (int64_t k = 0; k < T; k++) {
         if (s->b > 0) {
             for (int i = 0; i < n; i++)
                 memcpy(s->mb + ((size_t)i * s->b + s->fill) * D, blk + ((size_t)i * T + k) * D, row);
             if (++s->fill == s->b) {
-                double t1 = now_s();
+                double t1 = lsa_sim_now();
                 minibatch(s);
                 s->fill = 0;
-                s->minibatch_s += now_s() - t1;
+                s->minibatch_s += lsa_sim_now() - t1;
             }
         }
         if (s->kept < s->cap) {

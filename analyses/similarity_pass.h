@@ -54,6 +54,8 @@ void lsa_sim_pass_free(struct lsa_sim_pass *s);
 /* T consecutive tokens: blk (n, T, D), point-major as the capture reader gives them; last[k] is 1
  * where token k ends a sequence. */
 void lsa_sim_pass_block(struct lsa_sim_pass *s, const float *blk, int64_t T, const unsigned char *last);
+/* Monotonic seconds, for the timings the pass and lsa_similarity_run keep. */
+double lsa_sim_now(void);
 /* Exact linear CKA (n, n) of the kept tokens into out (centres the kept tokens in place). */
 int lsa_sim_pass_exact(struct lsa_sim_pass *s, double *out);
 

@@ -15,7 +15,7 @@
 
 /* One slab read: the chunks it touches, in order of slice, then chunk row. */
 struct slab {
-    int64_t across0, per, rows, row_len; /* first slice, chunk rows, dataset rows, elements per row */
+    int64_t across0, per, row_len; /* first slice, rows per chunk, elements per row */
     int64_t t0, nt;                      /* the rows read */
     int64_t k0, nk;                      /* the chunk rows touched */
     size_t elem, chunk_bytes;
@@ -116,8 +116,7 @@ static bool known_filters(hid_t dcpl, bool *shuffled, bool *deflated)
     return true;
 }
 
-/* Element size of a float16 or float32 little-endian type, 0 for any other. */
-static size_t float_elem(hid_t t)
+size_t lsa_chunkread_float_elem(hid_t t)
 {
     if (H5Tget_class(t) != H5T_FLOAT || H5Tget_order(t) != H5T_ORDER_LE) return 0;
     if (H5Tget_size(t) == 2 && H5Tget_ebias(t) == 15 && H5Tget_precision(t) == 16) return 2;
@@ -131,13 +130,12 @@ static bool layout(hid_t d, int rank, const int64_t dims[], struct slab *sl)
     hid_t t = H5Dget_type(d), dcpl = H5Dget_create_plist(d);
     bool ok = t >= 0 && dcpl >= 0 && (rank == 2 || rank == 3) && H5Pget_layout(dcpl) == H5D_CHUNKED;
     hsize_t c[3] = {0, 0, 0};
-    if (ok) ok = (sl->elem = float_elem(t)) != 0 && H5Pget_chunk(dcpl, 3, c) == rank;
+    if (ok) ok = (sl->elem = lsa_chunkread_float_elem(t)) != 0 && H5Pget_chunk(dcpl, 3, c) == rank;
     if (ok) ok = known_filters(dcpl, &sl->shuffled, &sl->deflated);
     if (ok) ok = (int64_t)c[rank - 1] == dims[rank - 1] && (rank == 2 || c[0] == 1) && c[rank - 2] > 0;
     if (ok) {
         sl->per = (int64_t)c[rank - 2];
         sl->row_len = dims[rank - 1];
-        sl->rows = dims[rank - 2];
         sl->chunk_bytes = (size_t)sl->per * (size_t)sl->row_len * sl->elem;
     }
     if (t >= 0) H5Tclose(t);

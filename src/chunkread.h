@@ -12,7 +12,10 @@
 #ifndef LSA_CHUNKREAD_H
 #define LSA_CHUNKREAD_H
 
+#include "threads.h"
+
 #include <hdf5.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Buffers reused from one read to the next (first touch of fresh pages cost more than the copy);
@@ -20,8 +23,8 @@
 struct lsa_chunkread_scratch {
     unsigned char *raw; /* the stored chunks of one read, back to back */
     size_t raw_cap;
-    unsigned char *inflated[16]; /* one chunk per thread (LSA_MAX_THREADS) */
-    size_t inflated_cap[16];
+    unsigned char *inflated[LSA_MAX_THREADS]; /* one chunk per thread */
+    size_t inflated_cap[LSA_MAX_THREADS];
 };
 void lsa_chunkread_scratch_free(struct lsa_chunkread_scratch *sc);
 
@@ -32,6 +35,9 @@ void lsa_chunkread_scratch_free(struct lsa_chunkread_scratch *sc);
  */
 int lsa_chunkread_f32(struct lsa_chunkread_scratch *sc, hid_t d, const char *path, const char *name, int rank,
                       const int64_t dims[], const int64_t start[], const int64_t count[], float *out);
+
+/* 2 for IEEE float16 little-endian, 4 for float32 little-endian, 0 for any other type. */
+size_t lsa_chunkread_float_elem(hid_t t);
 
 /* Slab reads served by lsa_chunkread_f32 so far in this process (for tests: proof the path was taken). */
 int64_t lsa_chunkread_count(void);

@@ -682,12 +682,6 @@ static int read_slab(struct lsa_h5 *f, const char *dset, int rank, const int64_t
     return rc;
 }
 
-static bool is_le_half(hid_t t)
-{
-    return H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 2 && H5Tget_order(t) == H5T_ORDER_LE &&
-           H5Tget_ebias(t) == 15 && H5Tget_precision(t) == 16;
-}
-
 int lsa_h5_read_slab_f32(struct lsa_h5 *f, const char *dset, int rank, const int64_t start[], const int64_t count[],
                          float *out)
 {
@@ -700,7 +694,7 @@ int lsa_h5_read_slab_f32(struct lsa_h5 *f, const char *dset, int rank, const int
             if (rc == 0) rc = lsa_chunkread_f32(&f->scratch, d, f->path, dset, rank, dims, start, count, out);
             hid_t t = rc == 1 ? H5Dget_type(d) : -1;
             if (t >= 0) {
-                half = is_le_half(t);
+                half = lsa_chunkread_float_elem(t) == 2;
                 H5Tclose(t);
             }
             close_dset(f, d);
