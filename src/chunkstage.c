@@ -9,7 +9,6 @@
 
 #include <libdeflate.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

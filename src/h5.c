@@ -692,6 +692,8 @@ int lsa_h5_read_slab_f32(struct lsa_h5 *f, const char *dset, int rank, const int
             int64_t dims[LSA_H5_MAX_RANK];
             int rc = slab_shape(f, d, dset, rank, start, count, dims);
             if (rc == 0) rc = lsa_chunkread_f32(&f->scratch, d, f->path, dset, rank, dims, start, count, out);
+            /* a float16 dataset the chunk reader did not take is still read raw and widened here:
+             * HDF5's own half-to-float conversion is a slow generic path */
             hid_t t = rc == 1 ? H5Dget_type(d) : -1;
             if (t >= 0) {
                 half = lsa_chunkread_float_elem(t) == 2;
