@@ -12,6 +12,7 @@
 #include "lsa/forward.h"
 
 #include "ops.h"
+#include "threads.h"
 #include "vmath.h"
 
 #include <math.h>
@@ -24,30 +25,59 @@
 struct lsa_fwd {
     const struct lsa_model *m;
     int max_tok;
-    float *x;       /* (T, d) residual */
-    float *x_in;    /* (T, d) input of a parallel group */
-    float *acc;     /* (T, d) summed updates of a parallel group */
-    float *h;       /* (T, d) normed input of a sub-block */
-    float *mid;     /* (T, d) resid_mid */
-    float *attn;    /* (T, d) attention sub-block output */
-    float *mlp;     /* (T, d) MLP sub-block output */
-    float *qkv;     /* (T, q_dim + 2 kv_dim) */
-    float *ctx;     /* (T, q_dim) attention heads concatenated */
-    float *ff;      /* (T, 2 d_ff) [gate | up] */
-    float *scores;  /* (LSA_ATTN_BLOCK, T) */
-    float *logits;  /* (LOGIT_BLOCK, n_vocab) */
+    float *x;      /* (T, d) residual */
+    float *x_in;   /* (T, d) input of a parallel group */
+    float *acc;    /* (T, d) summed updates of a parallel group */
+    float *h;      /* (T, d) normed input of a sub-block */
+    float *mid;    /* (T, d) resid_mid */
+    float *attn;   /* (T, d) attention sub-block output */
+    float *mlp;    /* (T, d) MLP sub-block output */
+    float *qkv;    /* (T, q_dim + 2 kv_dim) */
+    float *ctx;    /* (T, q_dim) attention heads concatenated */
+    float *ff;     /* (T, 2 d_ff) [gate | up] */
+    float *scores; /* (n_split, LSA_ATTN_BLOCK, T) */
+    float *logits; /* (n_split, LOGIT_BLOCK, n_vocab) */
+    int n_split;   /* > 1: a window's rows may be split among this many threads (lsa_fwd_split) */
+    bool split_forced;
+    struct lsa_pool *pool;      /* (n_split) when n_split > 1 */
+    int cur_split;              /* threads splitting the window being run (1: none) */
     float *rope_cos, *rope_sin; /* (T, rope_dims / 2) */
-    float *wbuf;    /* (max(largest lazy matrix, HEAD_BLOCK x d)) widened weights of a lazily loaded model */
+    float *wbuf; /* (max(largest lazy matrix, HEAD_BLOCK x d)) widened weights of a lazily loaded model */
 };
 
 /* Vocabulary rows of a lazily stored head widened at a time. */
 #define HEAD_BLOCK 4096
+
+/*
+ * When rows are split (lsa_fwd_split). OpenBLAS's own threads share a GEMM well once it is large, but they
+ * meet at every call, and a small model's GEMMs are many and small: at d_model 128, two OpenBLAS threads
+ * ran 1.27x one, rows split 1.4-1.6x the two OpenBLAS threads; at 512, 1.04-1.12x. For a larger model,
+ * each thread packs every weight matrix for its rows alone, which pays from about 512 rows a thread
+ * (d_model 1024-2048 at T = 1024: 1.02-1.05x; at T = 128: 0.85-0.9x). bench/RESULTS.md has the numbers.
+ */
+#define SPLIT_MAX_D 512
+#define SPLIT_MIN_ROWS 512
 
 static void *alloc_f(size_t n, int *fail)
 {
     void *p = malloc((n ? n : 1) * sizeof(float));
     if (!p) *fail = 1;
     return p;
+}
+
+/*
+ * Threads of the pool that may split a layer's token rows, each running its GEMMs on a one-thread OpenBLAS,
+ * instead of OpenBLAS splitting every GEMM (1: never split). LSA_FORWARD_SPLIT=N forces N threads (0 or 1:
+ * no split) for every window that split_rows can split; benches and tests use it. A model whose weights
+ * are widened per matrix (lazy) or whose head is not float32 is not split: those share one buffer.
+ */
+static int split_threads(const struct lsa_model *m, bool *forced)
+{
+    const char *env = getenv("LSA_FORWARD_SPLIT");
+    *forced = env && *env;
+    int n = *forced ? atoi(env) : lsa_cores();
+    if (n > LSA_MAX_THREADS) n = LSA_MAX_THREADS;
+    return n > 1 && !m->lazy && m->head.f32 ? n : 1;
 }
 
 struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tok)
@@ -81,8 +111,11 @@ struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tok)
     f->qkv = alloc_f(T * (q_dim + 2 * kv_dim), &fail);
     f->ctx = alloc_f(T * q_dim, &fail);
     f->ff = alloc_f(T * 2 * (size_t)a->d_ff, &fail);
-    f->scores = alloc_f((size_t)LSA_ATTN_BLOCK * T, &fail);
-    f->logits = alloc_f((size_t)LOGIT_BLOCK * a->n_vocab, &fail);
+    f->n_split = split_threads(m, &f->split_forced);
+    if (f->n_split > 1 && !(f->pool = lsa_pool_new(f->n_split))) f->n_split = 1; /* then OpenBLAS's threads */
+    size_t ns = (size_t)(f->n_split > 1 ? f->n_split : 1);
+    f->scores = alloc_f(ns * LSA_ATTN_BLOCK * T, &fail);
+    f->logits = alloc_f(ns * LOGIT_BLOCK * a->n_vocab, &fail);
     if (m->lazy) {
         size_t head = (size_t)(a->n_vocab < HEAD_BLOCK ? a->n_vocab : HEAD_BLOCK) * d;
         f->wbuf = alloc_f(m->max_lazy > head ? m->max_lazy : head, &fail);
@@ -115,9 +148,10 @@ struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tok)
 void lsa_fwd_free(struct lsa_fwd *f)
 {
     if (!f) return;
-    float *bufs[] = {f->x,   f->x_in, f->acc,    f->h,      f->mid,      f->attn,    f->mlp,
-                     f->qkv, f->ctx,  f->ff,     f->scores, f->logits,   f->rope_cos, f->rope_sin, f->wbuf};
+    float *bufs[] = {f->x,   f->x_in, f->acc,    f->h,      f->mid,      f->attn,     f->mlp, f->qkv,
+                     f->ctx, f->ff,   f->scores, f->logits, f->rope_cos, f->rope_sin, f->wbuf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    lsa_pool_free(f->pool);
     free(f);
 }
 
@@ -150,57 +184,151 @@ static int report(const struct lsa_fwd_request *req, enum lsa_point pt, int pos,
     return req->hook(req->hook_ctx, pt, pos, x, T, d);
 }
 
-/* Attention sub-block of layer l on f->h; result in f->attn. */
-static void attention(struct lsa_fwd *f, int l, int T)
+/* Rows t0..t1-1 of f->h, f->qkv, ... as a range of a layer's work. */
+struct rows {
+    int t0, t1;
+    float *scores; /* (LSA_ATTN_BLOCK, T) this range's attention scratch */
+};
+
+/* q, k, v of layer l for the rows (roped), from `in`. */
+static void qkv_rows(struct lsa_fwd *f, int l, const float *in, const struct rows *r)
 {
     const struct lsa_arch *a = &f->m->arch;
     const struct lsa_layer_w *L = &f->m->layers[l];
-    int dh = a->d_head, q_dim = a->n_head * dh, kv_dim = a->n_head_kv * dh, ld = q_dim + 2 * kv_dim;
-    float *q = f->qkv, *k = f->qkv + q_dim, *v = f->qkv + q_dim + kv_dim;
+    int d = a->d_model, dh = a->d_head, q_dim = a->n_head * dh, kv_dim = a->n_head_kv * dh, ld = q_dim + 2 * kv_dim;
+    int n = r->t1 - r->t0;
+    float *h = f->h + (size_t)r->t0 * d, *qkv = f->qkv + (size_t)r->t0 * ld;
+    float *q = qkv, *k = qkv + q_dim, *v = qkv + q_dim + kv_dim;
     int q_hs = dh, kv_hs = dh;
+    lsa_ops_norm(a, &L->attn_norm, in + (size_t)r->t0 * d, h, n);
     if (a->qkv_layout == LSA_QKV_SEPARATE) {
-        linear(f, &L->q, f->h, a->d_model, T, q, ld);
-        linear(f, &L->k, f->h, a->d_model, T, k, ld);
-        linear(f, &L->v, f->h, a->d_model, T, v, ld);
+        linear(f, &L->q, h, d, n, q, ld);
+        linear(f, &L->k, h, d, n, k, ld);
+        linear(f, &L->v, h, d, n, v, ld);
     } else {
-        linear(f, &L->qkv, f->h, a->d_model, T, f->qkv, ld);
+        linear(f, &L->qkv, h, d, n, qkv, ld);
         if (a->qkv_layout == LSA_QKV_PER_HEAD) { /* per head [q_h | k_h | v_h] */
-            k = f->qkv + dh;
-            v = f->qkv + 2 * dh;
+            k = qkv + dh;
             q_hs = kv_hs = 3 * dh;
         }
     }
     if (a->pos == LSA_POS_ROPE) {
-        lsa_ops_rope(q, ld, q_hs, a->n_head, T, a->rope_dims, f->rope_cos, f->rope_sin);
-        lsa_ops_rope(k, ld, kv_hs, a->n_head_kv, T, a->rope_dims, f->rope_cos, f->rope_sin);
+        size_t half = (size_t)a->rope_dims / 2;
+        const float *c = f->rope_cos + (size_t)r->t0 * half, *sn = f->rope_sin + (size_t)r->t0 * half;
+        lsa_ops_rope(q, ld, q_hs, a->n_head, n, a->rope_dims, c, sn);
+        lsa_ops_rope(k, ld, kv_hs, a->n_head_kv, n, a->rope_dims, c, sn);
     }
-    float scale = 1.0f / sqrtf((float)dh);
-    if (a->attn_scale_by_layer) scale /= (float)(l + 1);
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, f->ctx, q_dim, T, a->n_head, a->n_head_kv, dh, scale,
-                      a->sliding_window, f->scores);
-    linear(f, &L->o, f->ctx, q_dim, T, f->attn, a->d_model);
 }
 
-/* MLP sub-block of layer l on f->h; result in f->mlp. */
-static void mlp(struct lsa_fwd *f, int l, int T)
+/* Attention output of layer l for the rows, into f->attn; needs q, k, v of every row up to t1. */
+static void attn_rows(struct lsa_fwd *f, int l, const struct rows *r)
 {
     const struct lsa_arch *a = &f->m->arch;
     const struct lsa_layer_w *L = &f->m->layers[l];
-    int ff = a->d_ff, d = a->d_model;
+    int dh = a->d_head, q_dim = a->n_head * dh, kv_dim = a->n_head_kv * dh, ld = q_dim + 2 * kv_dim;
+    const float *q = f->qkv, *k = f->qkv + q_dim, *v = f->qkv + q_dim + kv_dim;
+    int q_hs = dh, kv_hs = dh;
+    if (a->qkv_layout == LSA_QKV_PER_HEAD) {
+        k = f->qkv + dh;
+        v = f->qkv + 2 * dh;
+        q_hs = kv_hs = 3 * dh;
+    }
+    float scale = 1.0f / sqrtf((float)dh);
+    if (a->attn_scale_by_layer) scale /= (float)(l + 1);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, f->ctx, q_dim, r->t0, r->t1, a->n_head, a->n_head_kv, dh, scale,
+                      a->sliding_window, r->scores);
+    linear(f, &L->o, f->ctx + (size_t)r->t0 * q_dim, q_dim, r->t1 - r->t0, f->attn + (size_t)r->t0 * a->d_model,
+           a->d_model);
+}
+
+/* MLP sub-block of layer l for the rows of f->h; result in f->mlp. */
+static void mlp_rows(struct lsa_fwd *f, int l, const struct rows *r)
+{
+    const struct lsa_arch *a = &f->m->arch;
+    const struct lsa_layer_w *L = &f->m->layers[l];
+    int ff = a->d_ff, d = a->d_model, n = r->t1 - r->t0, ldf = a->gated_mlp ? 2 * ff : ff;
+    const float *h = f->h + (size_t)r->t0 * d;
+    float *buf = f->ff + (size_t)r->t0 * ldf, *out = f->mlp + (size_t)r->t0 * d;
     if (a->gated_mlp) {
         if (a->gate_up_fused) {
-            linear(f, &L->gate_up, f->h, d, T, f->ff, 2 * ff);
+            linear(f, &L->gate_up, h, d, n, buf, ldf);
         } else {
-            linear(f, &L->gate, f->h, d, T, f->ff, 2 * ff);
-            linear(f, &L->up, f->h, d, T, f->ff + ff, 2 * ff);
+            linear(f, &L->gate, h, d, n, buf, ldf);
+            linear(f, &L->up, h, d, n, buf + ff, ldf);
         }
-        lsa_ops_act_mul(a->act, f->ff, T, ff, 2 * ff, ff);
-        linear(f, &L->down, f->ff, 2 * ff, T, f->mlp, d);
+        lsa_ops_act_mul(a->act, buf, n, ff, ldf, ff);
     } else {
-        linear(f, &L->up, f->h, d, T, f->ff, ff);
-        lsa_ops_act(a->act, f->ff, T, ff, ff);
-        linear(f, &L->down, f->ff, ff, T, f->mlp, d);
+        linear(f, &L->up, h, d, n, buf, ldf);
+        lsa_ops_act(a->act, buf, n, ff, ldf);
     }
+    linear(f, &L->down, buf, ldf, n, out, d);
+}
+
+/* What one plan position does. */
+struct step {
+    struct lsa_fwd *f;
+    int l;
+    bool drop_attn, drop_mlp;
+    const float *in;
+    float *out; /* may alias in */
+};
+
+/* The rest of the block for the rows, once q, k, v are there: attention, mid, MLP, out. */
+static void rest_rows(const struct step *s, const struct rows *r)
+{
+    struct lsa_fwd *f = s->f;
+    const struct lsa_arch *a = &f->m->arch;
+    size_t d = (size_t)a->d_model, off = (size_t)r->t0 * d, n = (size_t)(r->t1 - r->t0) * d;
+    if (s->drop_attn) memset(f->attn + off, 0, n * sizeof(float));
+    else attn_rows(f, s->l, r);
+    memcpy(f->mid + off, s->in + off, n * sizeof(float));
+    lsa_ops_add(f->mid + off, f->attn + off, n);
+    if (s->drop_mlp) {
+        memset(f->mlp + off, 0, n * sizeof(float));
+    } else {
+        lsa_ops_norm(a, &f->m->layers[s->l].mlp_norm, (a->parallel_residual ? s->in : f->mid) + off, f->h + off,
+                     r->t1 - r->t0);
+        mlp_rows(f, s->l, r);
+    }
+    if (s->out != f->mid) memcpy(s->out + off, f->mid + off, n * sizeof(float));
+    lsa_ops_add(s->out + off, f->mlp + off, n);
+}
+
+/* A thread's part of a split step. */
+struct part {
+    const struct step *s;
+    struct rows r;
+    int phase; /* 0: q, k, v; 1: the rest */
+};
+
+static void *run_part(void *arg)
+{
+    struct part *p = arg;
+    if (p->r.t1 <= p->r.t0) return NULL;
+    if (p->phase == 0) qkv_rows(p->s->f, p->s->l, p->s->in, &p->r);
+    else rest_rows(p->s, &p->r);
+    return NULL;
+}
+
+/*
+ * Row ranges of equal work for n threads: a row costs its share of the linear layers plus attention over
+ * the keys before it (causal), so later rows cost more. Bounds are multiples of 16 rows (GEMM blocks).
+ */
+static void split_rows(const struct lsa_arch *a, int T, int n, int bound[])
+{
+    double lin = 2.0 * ((double)a->d_model * (a->n_head + 2 * a->n_head_kv) * a->d_head +
+                        (double)a->n_head * a->d_head * a->d_model + (a->gated_mlp ? 3.0 : 2.0) * a->d_model * a->d_ff);
+    double att = 4.0 * a->n_head * a->d_head;
+    double total = lin * T + att * T * (T + 1.0) / 2;
+    bound[0] = 0;
+    for (int i = 1; i < n; i++) {
+        double want = total * i / n;
+        /* lin t + att t (t + 1) / 2 = want */
+        double A = att / 2, B = lin + att / 2, t = (-B + sqrt(B * B + 4 * A * want)) / (2 * A);
+        int b = (int)(t / 16 + 0.5) * 16;
+        bound[i] = b < bound[i - 1] ? bound[i - 1] : b > T ? T : b;
+    }
+    bound[n] = T;
 }
 
 /* One plan position: out = block(in). in and out may alias. */
@@ -208,30 +336,31 @@ static int block(struct lsa_fwd *f, const struct lsa_plan *plan, int pos, const 
                  const struct lsa_fwd_request *req)
 {
     const struct lsa_arch *a = &f->m->arch;
-    int l = plan ? plan->layer[pos] : pos, d = a->d_model, rc;
-    bool drop_attn = plan && plan->drop_attn[pos], drop_mlp = plan && plan->drop_mlp[pos];
-    size_t n = (size_t)T * d;
-    const struct lsa_layer_w *L = &f->m->layers[l];
-
-    if (drop_attn) {
-        memset(f->attn, 0, n * sizeof(float));
+    int d = a->d_model, rc;
+    struct step s = {.f = f, .l = plan ? plan->layer[pos] : pos, .in = in, .out = out};
+    s.drop_attn = plan && plan->drop_attn[pos];
+    s.drop_mlp = plan && plan->drop_mlp[pos];
+    int n = f->cur_split;
+    if (n == 1) {
+        struct rows r = {.t0 = 0, .t1 = T, .scores = f->scores};
+        if (!s.drop_attn) qkv_rows(f, s.l, in, &r);
+        rest_rows(&s, &r);
     } else {
-        lsa_ops_norm(a, &L->attn_norm, in, f->h, T);
-        attention(f, l, T);
+        int bound[LSA_MAX_THREADS + 1];
+        struct part parts[LSA_MAX_THREADS];
+        split_rows(a, T, n, bound);
+        for (int i = 0; i < n; i++)
+            parts[i] = (struct part){
+                .s = &s, .r = {bound[i], bound[i + 1], f->scores + (size_t)i * LSA_ATTN_BLOCK * f->max_tok}};
+        if (!s.drop_attn) lsa_pool_run(f->pool, run_part, parts, sizeof parts[0]);
+        for (int i = 0; i < n; i++) parts[i].phase = 1;
+        lsa_pool_run(f->pool, run_part, parts, sizeof parts[0]);
     }
-    memcpy(f->mid, in, n * sizeof(float));
-    lsa_ops_add(f->mid, f->attn, n);
-    if ((rc = report(req, LSA_PT_ATTN_OUT, pos, f->attn, T, d)) || (rc = report(req, LSA_PT_RESID_MID, pos, f->mid, T, d)))
+    /* reported after the MLP ran: hooks only read, so they see what they saw before */
+    if ((rc = report(req, LSA_PT_ATTN_OUT, pos, f->attn, T, d)) ||
+        (rc = report(req, LSA_PT_RESID_MID, pos, f->mid, T, d)) ||
+        (rc = report(req, LSA_PT_MLP_OUT, pos, f->mlp, T, d)))
         return rc;
-    if (drop_mlp) {
-        memset(f->mlp, 0, n * sizeof(float));
-    } else {
-        lsa_ops_norm(a, &L->mlp_norm, a->parallel_residual ? in : f->mid, f->h, T);
-        mlp(f, l, T);
-    }
-    if ((rc = report(req, LSA_PT_MLP_OUT, pos, f->mlp, T, d))) return rc;
-    if (out != f->mid) memcpy(out, f->mid, n * sizeof(float));
-    lsa_ops_add(out, f->mlp, n);
     return 0;
 }
 
@@ -260,12 +389,44 @@ static int check_finite(const float *x, int T, int d, int pos, int layer)
 {
     for (size_t i = 0; i < (size_t)T * d; i++)
         if (!isfinite(x[i]))
-            return lsa_err(LSA_ENUM, "non-finite activation (%s) after layer %d (plan position %d) at token %zu, "
-                           "feature %zu", isnan(x[i]) ? "NaN" : "Inf", layer, pos, i / (size_t)d, i % (size_t)d);
+            return lsa_err(LSA_ENUM,
+                           "non-finite activation (%s) after layer %d (plan position %d) at token %zu, "
+                           "feature %zu",
+                           isnan(x[i]) ? "NaN" : "Inf", layer, pos, i / (size_t)d, i % (size_t)d);
     return 0;
 }
 
-int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct lsa_fwd_request *req)
+/* The head's logits, nll and top ids of every n-th block of LOGIT_BLOCK tokens from block tid. */
+struct head_part {
+    struct lsa_fwd *f;
+    const int32_t *tokens;
+    int T;
+    const struct lsa_fwd_request *req;
+    int tid, n;
+};
+
+static void *head_blocks(void *arg)
+{
+    const struct head_part *p = arg;
+    struct lsa_fwd *f = p->f;
+    const struct lsa_fwd_request *req = p->req;
+    int V = f->m->arch.n_vocab, d = f->m->arch.d_model, T = p->T;
+    for (int t0 = p->tid * LOGIT_BLOCK; t0 < T; t0 += p->n * LOGIT_BLOCK) {
+        int nb = T - t0 < LOGIT_BLOCK ? T - t0 : LOGIT_BLOCK;
+        float *lg = req->logits ? req->logits + (size_t)t0 * V : f->logits + (size_t)p->tid * LOGIT_BLOCK * V;
+        logits(f, f->h + (size_t)t0 * d, nb, lg, V);
+        for (int i = 0; i < nb; i++) {
+            int t = t0 + i;
+            const float *r = lg + (size_t)i * V;
+            bool want_nll = req->nll && t + 1 < T;
+            row_stats(r, V, want_nll ? p->tokens[t + 1] : 0, want_nll ? &req->nll[t] : NULL,
+                      req->top_ids ? req->top_k : 0, req->top_ids ? req->top_ids + (size_t)t * req->top_k : NULL);
+        }
+    }
+    return NULL;
+}
+
+static int run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct lsa_fwd_request *req, bool split)
 {
     const struct lsa_model *m = f->m;
     const struct lsa_arch *a = &m->arch;
@@ -315,8 +476,7 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
             }
             for (size_t i = 0; i < n; i++) f->x[i] = f->x_in[i] + f->acc[i];
         }
-        if (!req->allow_nonfinite &&
-            (rc = check_finite(f->x, T, d, end - 1, plan ? plan->layer[end - 1] : end - 1)))
+        if (!req->allow_nonfinite && (rc = check_finite(f->x, T, d, end - 1, plan ? plan->layer[end - 1] : end - 1)))
             return rc;
         for (int q = p; q < end; q++)
             if ((rc = report(req, LSA_PT_RESID_POST, q, f->x, T, d))) return rc;
@@ -326,19 +486,32 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
     lsa_ops_norm(a, &m->final_norm, f->x, f->h, T);
     if ((rc = report(req, LSA_PT_FINAL_NORM, -1, f->h, T, d))) return rc;
     if (!req->nll && !req->top_ids && !req->logits) return 0;
-    for (int t0 = 0; t0 < T; t0 += LOGIT_BLOCK) {
-        int nb = T - t0 < LOGIT_BLOCK ? T - t0 : LOGIT_BLOCK;
-        float *lg = req->logits ? req->logits + (size_t)t0 * a->n_vocab : f->logits;
-        logits(f, f->h + (size_t)t0 * d, nb, lg, a->n_vocab);
-        for (int i = 0; i < nb; i++) {
-            int t = t0 + i;
-            const float *r = lg + (size_t)i * a->n_vocab;
-            bool want_nll = req->nll && t + 1 < T;
-            row_stats(r, a->n_vocab, want_nll ? tokens[t + 1] : 0, want_nll ? &req->nll[t] : NULL,
-                      req->top_ids ? req->top_k : 0, req->top_ids ? req->top_ids + (size_t)t * req->top_k : NULL);
-        }
-    }
+    int nt = split ? f->n_split : 1;
+    struct head_part parts[LSA_MAX_THREADS];
+    for (int i = 0; i < nt; i++)
+        parts[i] = (struct head_part){.f = f, .tokens = tokens, .T = T, .req = req, .tid = i, .n = nt};
+    if (split) lsa_pool_run(f->pool, head_blocks, parts, sizeof parts[0]);
+    else head_blocks(parts);
     return 0;
+}
+
+int lsa_fwd_split(const struct lsa_fwd *f, int n_tok)
+{
+    int n = f->n_split;
+    if (n < 2 || n_tok < 32 * n) return 1; /* too few rows a thread to share */
+    if (f->split_forced || f->m->arch.d_model <= SPLIT_MAX_D || n_tok / n >= SPLIT_MIN_ROWS) return n;
+    return 1;
+}
+
+int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct lsa_fwd_request *req)
+{
+    f->cur_split = lsa_fwd_split(f, T);
+    bool split = f->cur_split > 1;
+    /* split rows call one-thread GEMMs side by side; OpenBLAS's own threads would only contend */
+    int was = split ? lsa_ops_blas_threads(1) : 0;
+    int rc = run(f, tokens, T, req, split);
+    if (split) lsa_ops_blas_threads(was);
+    return rc;
 }
 
 int lsa_fwd_unembed(struct lsa_fwd *f, const float *x, int T, float *out)

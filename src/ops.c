@@ -12,8 +12,8 @@
 
 void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f,
-                x, ldx, w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f, x,
+                ldx, w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
     if (l->b)
         for (int t = 0; t < n_tok; t++) {
             float *row = y + (size_t)t * ldy;
@@ -80,20 +80,20 @@ void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int
 }
 
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
-                       float *out, int ld_out, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
+                       float *out, int ld_out, int q0, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
                        int window, float *scores)
 {
     int group = n_head / n_head_kv;
     /* Query rows in blocks: a block only needs the keys up to its last row (causal), which halves the work
      * and bounds the scratch to (LSA_ATTN_BLOCK, T). */
-    for (int i0 = 0; i0 < n_tok; i0 += LSA_ATTN_BLOCK) {
+    for (int i0 = q0; i0 < n_tok; i0 += LSA_ATTN_BLOCK) {
         int nb = n_tok - i0 < LSA_ATTN_BLOCK ? n_tok - i0 : LSA_ATTN_BLOCK, i1 = i0 + nb;
         int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0, nk = i1 - k0;
         for (int h = 0; h < n_head; h++) {
             int kh = h / group;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, d_head, scale,
-                        q + (size_t)i0 * ldq + (size_t)h * q_hs, ldq, k + (size_t)k0 * ldkv + (size_t)kh * kv_hs,
-                        ldkv, 0.0f, scores, nk);
+                        q + (size_t)i0 * ldq + (size_t)h * q_hs, ldq, k + (size_t)k0 * ldkv + (size_t)kh * kv_hs, ldkv,
+                        0.0f, scores, nk);
             for (int r = 0; r < nb; r++) {
                 int i = i0 + r;
                 float *row = scores + (size_t)r * nk;
@@ -116,6 +116,13 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
 void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld)
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, n_rows, d, 1.0f, h, d, head, d, 0.0f, logits, ld);
+}
+
+int lsa_ops_blas_threads(int n)
+{
+    int was = openblas_get_num_threads();
+    if (n != was) openblas_set_num_threads(n);
+    return was;
 }
 
 void lsa_ops_add(float *y, const float *x, size_t n)

@@ -8,9 +8,10 @@
 
 #include "model_impl.h"
 
-/* The elementwise kernels run on one thread, between GEMMs that use all of OpenBLAS's: measured, an
- * OpenMP team for them was slower at every size (its threads spin after each region and take cores from
- * OpenBLAS's; bench/RESULTS.md), and vectorising them (vmath.c) did more. */
+/* The kernels work on the rows they are given. In a forward split by tokens (forward.c) each thread runs
+ * them on its own rows with a one-thread OpenBLAS; otherwise the elementwise ones run on one thread between
+ * GEMMs that use all of OpenBLAS's threads (an OpenMP team for them was slower at every size: its threads
+ * spin after each region and take cores from OpenBLAS's; bench/RESULTS.md). */
 
 /* y (T, n_out; ldy) = x (T, n_in; ldx) · Wᵀ + b, with W = w (l->w as float32) laid out as l says */
 void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy);
@@ -32,13 +33,16 @@ void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int
 /*
  * Causal multi-head attention. Head h reads q + h*q_hs, kv head h / (n_head / n_head_kv) from k and v
  * at + kh*kv_hs; out head h to out + h*d_head (ld_out). window > 0 limits each query to its last window
- * keys. scores: (LSA_ATTN_BLOCK, T) scratch.
+ * keys. Only the query rows q0..n_tok-1 are computed (each reads keys from 0); row t of q, k, v and out is
+ * at t*ld as for q0 = 0. scores: (LSA_ATTN_BLOCK, n_tok) scratch.
  */
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
-                       float *out, int ld_out, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
+                       float *out, int ld_out, int q0, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
                        int window, float *scores);
 /* logits (n_tok, n_rows; ld) = h (n_tok, d) · headᵀ for n_rows rows of the head (a vocabulary slice) */
 void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld);
+/* Threads OpenBLAS may use from now on; returns the number before. */
+int lsa_ops_blas_threads(int n);
 /* y += x over n floats */
 void lsa_ops_add(float *y, const float *x, size_t n);
 

@@ -26,7 +26,8 @@ static void naive(const float *q, int ldq, int q_hs, const float *k, const float
             double mx = -INFINITY, sum = 0;
             for (int j = lo; j <= i; j++) {
                 double s = 0;
-                for (int c = 0; c < dh; c++) s += (double)q[(size_t)i * ldq + h * q_hs + c] * k[(size_t)j * ldkv + kh * kv_hs + c];
+                for (int c = 0; c < dh; c++)
+                    s += (double)q[(size_t)i * ldq + h * q_hs + c] * k[(size_t)j * ldkv + kh * kv_hs + c];
                 p[j] = s * scale;
                 mx = fmax(mx, p[j]);
             }
@@ -57,7 +58,7 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
     float *got = calloc((size_t)T * q_dim, sizeof(float)), *want = calloc((size_t)T * q_dim, sizeof(float));
     float *scores = malloc(sizeof(float) * LSA_ATTN_BLOCK * T);
     float scale = 1.0f / sqrtf((float)dh);
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, got, q_dim, T, H, Hkv, dh, scale, window, scores);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, got, q_dim, 0, T, H, Hkv, dh, scale, window, scores);
     naive(q, ld, q_hs, k, v, ld, kv_hs, want, T, H, Hkv, dh, scale, window);
     double err = 0;
     for (size_t i = 0; i < (size_t)T * q_dim; i++) err = fmax(err, fabs((double)got[i] - want[i]));
@@ -65,6 +66,15 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
           per_head, err);
     printf("  attention T=%d heads %d/%d d_head %d window %d%s: max abs err %.2e\n", T, H, Hkv, dh, window,
            per_head ? " per-head layout" : "", err);
+    /* the query rows in two ranges, as a forward split by tokens computes them: the same rows */
+    int s0 = T / 3;
+    float *split = calloc((size_t)T * q_dim, sizeof(float));
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, 0, s0, H, Hkv, dh, scale, window, scores);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, s0, T, H, Hkv, dh, scale, window, scores);
+    double dev = 0;
+    for (size_t i = 0; i < (size_t)T * q_dim; i++) dev = fmax(dev, fabs((double)split[i] - got[i]));
+    CHECK(dev < 1e-6, "attention T=%d split at %d: max abs deviation %.3g from the whole", T, s0, dev);
+    free(split);
     free(qkv), free(got), free(want), free(scores);
 }
 

@@ -48,7 +48,7 @@ int lsa_plan_check(const struct lsa_plan *p, int n_layer);
  * every position that runs that layer). Returns NULL with LSA_EINVAL on a bad spec.
  */
 struct lsa_plan *lsa_plan_parse(int n_layer, const char *order, const char *skip, const char *swap,
-                                 const char *drop_attn, const char *drop_mlp);
+                                const char *drop_attn, const char *drop_mlp);
 /* A compact text form ("0,1,3,2;drop_attn=...") into buf, for provenance. */
 void lsa_plan_format(const struct lsa_plan *p, char *buf, size_t cap);
 
@@ -71,10 +71,10 @@ struct lsa_fwd_request {
     unsigned points;             /* mask of enum lsa_point for the hook */
     lsa_point_fn hook;
     void *hook_ctx;
-    float *nll;        /* (n_tok - 1) or NULL: -log p(tok[t+1] | tok[<=t]) */
-    int top_k;         /* 0..64 */
-    int32_t *top_ids;  /* (n_tok, top_k) or NULL, highest logit first */
-    float *logits;     /* (n_tok, n_vocab) or NULL */
+    float *nll;       /* (n_tok - 1) or NULL: -log p(tok[t+1] | tok[<=t]) */
+    int top_k;        /* 0..64 */
+    int32_t *top_ids; /* (n_tok, top_k) or NULL, highest logit first */
+    float *logits;    /* (n_tok, n_vocab) or NULL */
     /* Resume from a known residual: when x_start is set, the embedding is skipped and plan positions
      * start_pos.. run on x_start (n_tok, d_model), e.g. the intact model's resid_post at start_pos - 1.
      * Sweeps over plans that share a prefix reuse it this way. */
@@ -90,6 +90,11 @@ struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tokens);
 void lsa_fwd_free(struct lsa_fwd *f);
 /* Run tokens[0..n_tok) (positions 0..n_tok-1). n_tok <= max_tokens. */
 int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int n_tok, const struct lsa_fwd_request *req);
+
+/* Threads that share each layer's token rows in a run of n_tok tokens (1: OpenBLAS's threads share each
+ * GEMM instead). Chosen by model size and n_tok; LSA_FORWARD_SPLIT=N in the environment when the state is
+ * made forces N (0 or 1: never split). */
+int lsa_fwd_split(const struct lsa_fwd *f, int n_tok);
 
 /*
  * Logit lens: logits (n_tok, n_vocab) = head · FinalNorm(x) for any residual x (n_tok, d_model), the final
