@@ -31,35 +31,35 @@
 
 /* Taking back the sequences of an interrupted run (--resume). */
 struct resume {
-    struct lsa_h5 *src;  /* <out>.partial of the interrupted run, read-only; NULL once taking back ended */
-    int64_t n;           /* its sequences with an intact /seq_checksums row */
-    int64_t *sums;       /* (n, 3) those rows */
-    int64_t taken;       /* sequences copied from it */
-    float *buf;          /* (ctx, d_model) one stored row of one window */
+    struct lsa_h5 *src; /* <out>.partial of the interrupted run, read-only; NULL once taking back ended */
+    int64_t n;          /* its sequences with an intact /seq_checksums row */
+    int64_t *sums;      /* (n, 3) those rows */
+    int64_t taken;      /* sequences copied from it */
+    float *buf;         /* (ctx, d_model) one stored row of one window */
 };
 
 struct lsa_capture {
     const struct lsa_model *m;
     const struct lsa_tokenizer *tok;
     struct lsa_capture_opts o;
-    struct lsa_plan *plan; /* owned copy */
-    char *path, *tmp;      /* the final name; the file being written (<out>.partial or <out>.partial-new) */
+    struct lsa_plan *plan;   /* owned copy */
+    char *path, *tmp;        /* the final name; the file being written (<out>.partial or <out>.partial-new) */
     char *partial, *staging; /* <out>.partial, <out>.partial-new */
     struct lsa_h5w *w;
     struct lsa_h5w_dset *tokens, *offsets, *texts, *resid, *final, *mid, *attn, *mlp, *logits, *nll, *sums;
     struct lsa_fwd *fwd;
-    int ctx, d, V, n_pos;  /* window, d_model, vocab, executed positions */
+    int ctx, d, V, n_pos; /* window, d_model, vocab, executed positions */
     bool bos;
-    int *point_row;        /* (n_pos + 1) row in resid for each point, -1 = not stored */
+    int *point_row; /* (n_pos + 1) row in resid for each point, -1 = not stored */
     int n_points;
     int64_t n_tok, n_seq;
-    float *nll_buf;        /* (ctx) */
-    float *logit_buf;      /* (ctx, V) when logits are captured */
-    int64_t win_start;     /* token offset of the window being written (for the hook) */
-    uint64_t win_hash;     /* checksum of what the window stored so far */
-    uint16_t *half;        /* (ctx, d_model) f16 bits being checksummed */
+    float *nll_buf;    /* (ctx) */
+    float *logit_buf;  /* (ctx, V) when logits are captured */
+    int64_t win_start; /* token offset of the window being written (for the hook) */
+    uint64_t win_hash; /* checksum of what the window stored so far */
+    uint16_t *half;    /* (ctx, d_model) f16 bits being checksummed */
     struct resume res;
-    double next_flush;     /* monotonic seconds of the next checkpoint */
+    double next_flush; /* monotonic seconds of the next checkpoint */
 };
 
 struct lsa_capture_opts lsa_capture_opts_default(void)
@@ -122,18 +122,6 @@ static uint64_t row_check(int64_t s, uint64_t tok, uint64_t data)
 /* What the checksum of stored data covers, one seed per dataset row. */
 enum { SUM_RESID = 1, SUM_FINAL, SUM_MID, SUM_ATTN, SUM_MLP, SUM_LOGITS, SUM_NLL, SUM_TEXT };
 
-/* Add the checksum of n activations as stored (f16 bits or f32) to the window's. */
-static void sum_act(struct lsa_capture *c, int what, int row, const float *x, size_t n)
-{
-    uint64_t seed = (uint64_t)what << 32 | (uint32_t)(row + 1);
-    if (c->o.f32) {
-        c->win_hash += hash_bytes(seed, x, n * sizeof *x);
-        return;
-    }
-    lsa_half_encode(x, c->half, n);
-    c->win_hash += hash_bytes(seed, c->half, n * sizeof *c->half);
-}
-
 /* Parse a --layers spec into point rows; n_points = count selected. */
 static int parse_points(struct lsa_capture *c, const char *spec)
 {
@@ -165,13 +153,21 @@ bad:
     return lsa_err(LSA_EINVAL, "--layers %s: expected point indices like 0-5,12", spec);
 }
 
-/* Rows [win_start, win_start + T) of one activation dataset (row < 0: the 2-D resid_final), checksummed. */
+/* Rows [win_start, win_start + T) of one activation dataset (row < 0: the 2-D resid_final), and their
+ * checksum, of the data as stored (f16 bits or f32), added to the window's. */
 static int put_act(struct lsa_capture *c, struct lsa_h5w_dset *ds, int what, int row, const float *x, int T)
 {
     int64_t start[3] = {row, c->win_start, 0}, count[3] = {1, T, c->d};
-    int rc = row < 0 ? lsa_h5w_write(ds, start + 1, count + 1, x) : lsa_h5w_write(ds, start, count, x);
-    if (!rc) sum_act(c, what, row, x, (size_t)T * (size_t)c->d);
-    return rc;
+    int64_t *st = row < 0 ? start + 1 : start, *ct = row < 0 ? count + 1 : count;
+    size_t n = (size_t)T * (size_t)c->d;
+    uint64_t seed = (uint64_t)what << 32 | (uint32_t)(row + 1);
+    if (c->o.f32) {
+        c->win_hash += hash_bytes(seed, x, n * sizeof *x);
+        return lsa_h5w_write(ds, st, ct, x);
+    }
+    lsa_half_encode(x, c->half, n);
+    c->win_hash += hash_bytes(seed, c->half, n * sizeof *c->half);
+    return lsa_h5w_write_half(ds, st, ct, c->half);
 }
 
 /* The forward checks the residual stream after each layer; the embedding and the final norm are checked
@@ -189,8 +185,9 @@ static int check_finite(const struct lsa_capture *c, const char *where, const fl
 static int hook(void *ctx, enum lsa_point pt, int pos, const float *x, int T, int d)
 {
     struct lsa_capture *c = ctx;
-    int rc = pt == LSA_PT_EMBED ? check_finite(c, "the embedding output", x, T, d)
-             : pt == LSA_PT_FINAL_NORM ? check_finite(c, "the final norm's output", x, T, d) : 0;
+    int rc = pt == LSA_PT_EMBED        ? check_finite(c, "the embedding output", x, T, d)
+             : pt == LSA_PT_FINAL_NORM ? check_finite(c, "the final norm's output", x, T, d)
+                                       : 0;
     if (rc) return rc;
     switch (pt) {
     case LSA_PT_EMBED:
@@ -198,10 +195,14 @@ static int hook(void *ctx, enum lsa_point pt, int pos, const float *x, int T, in
         int row = c->point_row[pt == LSA_PT_EMBED ? 0 : pos + 1];
         return row < 0 ? 0 : put_act(c, c->resid, SUM_RESID, row, x, T);
     }
-    case LSA_PT_FINAL_NORM: return put_act(c, c->final, SUM_FINAL, -1, x, T);
-    case LSA_PT_RESID_MID: return put_act(c, c->mid, SUM_MID, pos, x, T);
-    case LSA_PT_ATTN_OUT: return put_act(c, c->attn, SUM_ATTN, pos, x, T);
-    case LSA_PT_MLP_OUT: return put_act(c, c->mlp, SUM_MLP, pos, x, T);
+    case LSA_PT_FINAL_NORM:
+        return put_act(c, c->final, SUM_FINAL, -1, x, T);
+    case LSA_PT_RESID_MID:
+        return put_act(c, c->mid, SUM_MID, pos, x, T);
+    case LSA_PT_ATTN_OUT:
+        return put_act(c, c->attn, SUM_ATTN, pos, x, T);
+    case LSA_PT_MLP_OUT:
+        return put_act(c, c->mlp, SUM_MLP, pos, x, T);
     }
     return 0;
 }
@@ -309,8 +310,10 @@ static int same_ints(struct lsa_capture *c, const char *obj, const char *name, c
     free(got);
     if (rc) return lsa_err_wrap(rc, "%s: cannot resume", c->partial);
     if (!same)
-        return lsa_err(LSA_EINVAL, "%s: the interrupted run used %s %s, this run %s: resume with the same model "
-                       "and options, or remove the file to start afresh", c->partial, what, g, w);
+        return lsa_err(LSA_EINVAL,
+                       "%s: the interrupted run used %s %s, this run %s: resume with the same model "
+                       "and options, or remove the file to start afresh",
+                       c->partial, what, g, w);
     return 0;
 }
 
@@ -328,11 +331,15 @@ static int check_recorded(struct lsa_capture *c)
     else if (lsa_h5_attr_str(f, "/", "model_path", &model) || lsa_h5_attr_str(f, "/", "dtype", &dtype))
         rc = lsa_err_wrap(LSA_EFORMAT, "%s: cannot resume", c->partial);
     else if (strcmp(model, mp))
-        rc = lsa_err(LSA_EINVAL, "%s: the interrupted run used the model %s, this run %s: resume with the same "
-                     "model and options, or remove the file to start afresh", c->partial, model, mp);
+        rc = lsa_err(LSA_EINVAL,
+                     "%s: the interrupted run used the model %s, this run %s: resume with the same "
+                     "model and options, or remove the file to start afresh",
+                     c->partial, model, mp);
     else if (strcmp(dtype, dt))
-        rc = lsa_err(LSA_EINVAL, "%s: the interrupted run used --dtype %s, this run --dtype %s: resume with the "
-                     "same model and options, or remove the file to start afresh", c->partial, dtype, dt);
+        rc = lsa_err(LSA_EINVAL,
+                     "%s: the interrupted run used --dtype %s, this run --dtype %s: resume with the "
+                     "same model and options, or remove the file to start afresh",
+                     c->partial, dtype, dt);
     free(fmt), free(model), free(dtype), free(abs);
     static const char *const names[] = {"n_layers", "d_model", "n_vocab", "ctx", "bos"};
     static const char *const whats[] = {"n_layers", "d_model", "n_vocab", "--ctx", "bos (--bos/--no-bos)"};
@@ -355,9 +362,10 @@ static int check_recorded(struct lsa_capture *c)
     static const unsigned bit[] = {LSA_CAP_MID, LSA_CAP_ATTN, LSA_CAP_MLP, LSA_CAP_LOGITS};
     for (int i = 0; i < 4 && !rc; i++)
         if (lsa_h5_exists(f, comp[i]) != !!(c->o.components & bit[i]))
-            rc = lsa_err(LSA_EINVAL, "%s: the interrupted run %s %s, this run %s (--components): resume with the same "
-                         "model and options, or remove the file to start afresh", c->partial,
-                         lsa_h5_exists(f, comp[i]) ? "stored" : "did not store", comp[i] + 1,
+            rc = lsa_err(LSA_EINVAL,
+                         "%s: the interrupted run %s %s, this run %s (--components): resume with the same "
+                         "model and options, or remove the file to start afresh",
+                         c->partial, lsa_h5_exists(f, comp[i]) ? "stored" : "did not store", comp[i] + 1,
                          (c->o.components & bit[i]) ? "does" : "does not");
     return rc;
 }
@@ -376,8 +384,10 @@ static int resume_open(struct lsa_capture *c)
     int64_t dims[LSA_H5_MAX_RANK];
     size_t n = 0;
     if (!rc && (lsa_h5_shape(r->src, "/seq_checksums", &rank, dims) || rank != 2 || dims[1] != 3))
-        rc = lsa_err(LSA_EFORMAT, "%s: /seq_checksums should be [sequences, 3]: cannot resume (remove it to start "
-                     "afresh)", c->partial);
+        rc = lsa_err(LSA_EFORMAT,
+                     "%s: /seq_checksums should be [sequences, 3]: cannot resume (remove it to start "
+                     "afresh)",
+                     c->partial);
     if (!rc && dims[0] > 0 && lsa_h5_read_i64(r->src, "/seq_checksums", &r->sums, &n)) r->sums = NULL, n = 0;
     /* rows after the first damaged one are not trusted either */
     for (r->n = 0; !rc && r->n < (int64_t)n / 3; r->n++) {
@@ -479,8 +489,7 @@ struct lsa_capture *lsa_capture_open(const char *path, const struct lsa_model *m
     if (a->pos == LSA_POS_LEARNED && c->ctx > a->n_ctx)
         rc = lsa_err(LSA_EINVAL, "--ctx %d exceeds the model's %d learned positions", c->ctx, a->n_ctx);
     c->bos = o->bos < 0 ? lsa_tokenizer_adds_bos(tok) : o->bos;
-    if (!rc && c->bos && lsa_tokenizer_bos(tok) < 0)
-        rc = lsa_err(LSA_EINVAL, "--bos: the tokenizer has no BOS token");
+    if (!rc && c->bos && lsa_tokenizer_bos(tok) < 0) rc = lsa_err(LSA_EINVAL, "--bos: the tokenizer has no BOS token");
     if (!rc && c->ctx < 1 + c->bos) rc = lsa_err(LSA_EINVAL, "--ctx %d is too small", c->ctx);
     if (!rc && (o->compress < 0 || o->compress > 9)) rc = lsa_err(LSA_EINVAL, "--compress %d: use 0..9", o->compress);
     if (!rc) {
@@ -501,8 +510,7 @@ struct lsa_capture *lsa_capture_open(const char *path, const struct lsa_model *m
         c->point_row = calloc((size_t)c->n_pos + 1, sizeof *c->point_row);
         c->nll_buf = calloc((size_t)c->ctx, sizeof *c->nll_buf);
         c->half = malloc((size_t)c->ctx * (size_t)c->d * sizeof *c->half);
-        if ((o->components & LSA_CAP_LOGITS))
-            c->logit_buf = malloc((size_t)c->ctx * c->V * sizeof *c->logit_buf);
+        if ((o->components & LSA_CAP_LOGITS)) c->logit_buf = malloc((size_t)c->ctx * c->V * sizeof *c->logit_buf);
         c->path = strdup(path);
         c->partial = with_suffix(path, ".partial");
         c->staging = with_suffix(path, ".partial-new");
@@ -517,8 +525,10 @@ struct lsa_capture *lsa_capture_open(const char *path, const struct lsa_model *m
         rc = lsa_err(LSA_EINVAL, "%s: is a directory (--out names the capture file to write)", path);
     bool have_partial = !rc && lstat(c->partial, &st) == 0;
     if (have_partial && !o->resume)
-        rc = lsa_err(LSA_EINVAL, "%s exists: an interrupted capture? Run the same command with --resume to continue "
-                     "it, or remove the file to start afresh", c->partial);
+        rc = lsa_err(LSA_EINVAL,
+                     "%s exists: an interrupted capture? Run the same command with --resume to continue "
+                     "it, or remove the file to start afresh",
+                     c->partial);
     if (have_partial && !rc) rc = resume_open(c);
     if (!rc) {
         c->tmp = c->staging; /* a file appears as <out>.partial only once it can be opened */
@@ -608,8 +618,10 @@ static int take_window(struct lsa_capture *c, const int32_t *ids, int n, const c
 {
     const int64_t *row = c->res.sums + 3 * c->n_seq;
     if ((uint64_t)row[0] != token_checksum(ids, n))
-        return lsa_err(LSA_EINVAL, "%s: input differs from the interrupted run at sequence %lld (%s): resume with "
-                       "the same inputs, or remove the file to start afresh", c->partial, (long long)c->n_seq, source);
+        return lsa_err(LSA_EINVAL,
+                       "%s: input differs from the interrupted run at sequence %lld (%s): resume with "
+                       "the same inputs, or remove the file to start afresh",
+                       c->partial, (long long)c->n_seq, source);
     c->win_start = c->n_tok;
     c->win_hash = 0;
     int rc = 0;
@@ -625,7 +637,7 @@ static int take_window(struct lsa_capture *c, const int32_t *ids, int n, const c
     if (!rc && c->logits && lsa_h5_read_slab_f32(c->res.src, "/logits", 2, st, ct, c->logit_buf)) rc = 1;
     if (!rc && lsa_h5_read_slab_f32(c->res.src, "/nll", 1, st, ct, c->nll_buf)) rc = 1;
     if (rc) return rc < 0 ? rc : 0; /* < 0: the new file failed; 1: the old one cannot give this window */
-    uint64_t h = c->win_hash; /* what put_window will add, computed ahead to verify before writing */
+    uint64_t h = c->win_hash;       /* what put_window will add, computed ahead to verify before writing */
     h += hash_bytes((uint64_t)SUM_NLL << 32, c->nll_buf, (size_t)n * sizeof *c->nll_buf);
     if (c->logits) h += hash_bytes((uint64_t)SUM_LOGITS << 32, c->logit_buf, (size_t)n * (size_t)c->V * sizeof(float));
     h += hash_bytes((uint64_t)SUM_TEXT << 32, text, strlen(text));
@@ -742,8 +754,10 @@ int lsa_capture_finish(struct lsa_capture *c)
 {
     int rc = 0;
     if (c->res.src && c->n_seq < c->res.n)
-        rc = lsa_err(LSA_EINVAL, "%s: input differs from the interrupted run at sequence %lld: it ends there, the "
-                     "interrupted run had %lld sequences", c->partial, (long long)c->n_seq, (long long)c->res.n);
+        rc = lsa_err(LSA_EINVAL,
+                     "%s: input differs from the interrupted run at sequence %lld: it ends there, the "
+                     "interrupted run had %lld sequences",
+                     c->partial, (long long)c->n_seq, (long long)c->res.n);
     if (!rc) rc = resume_end(c);
     if (!rc && c->n_tok == 0) rc = lsa_err(LSA_ETEXT, "%s: the input gave no tokens: nothing to capture", c->path);
     if (!rc) rc = lsa_h5w_attr_int(c->w, "/", "n_tokens", c->n_tok);

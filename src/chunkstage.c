@@ -1,42 +1,67 @@
 /*
  * chunkstage.c — see chunkstage.h. Threads are started per commit and joined before it returns (a
  * commit compresses whole chunks of about a MiB each, so starting a thread costs next to nothing), and
- * they sleep in no pool between commits: nothing spins while OpenBLAS computes the next window.
+ * they sleep in no pool between commits: nothing spins while the forward computes the next window. They
+ * take chunks from one counter, so a thread slowed by another process does not hold the others up.
+ *
+ * Tried: compressing a window's chunks on a background thread while the next window's forward runs.
+ * No gain (12.1k vs 12.1k tokens/s at d_model 128): the forward keeps both cores busy.
  */
 #include "chunkstage.h"
 
 #include "threads.h"
 
 #include <libdeflate.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define MAX_THREADS LSA_MAX_THREADS
+
+struct job_set {
+    struct lsa_stage *s;
+    int tid;
+};
+
+/* A compressing thread's own coders and scratch. */
+struct slot {
+    struct libdeflate_compressor *comp;
+    z_stream z; /* raw deflate, Huffman codes only */
+    bool z_ok;
+    unsigned char *scratch; /* (chunk_bytes) the shuffled chunk */
+};
 
 struct lsa_stage {
     size_t elem, row_bytes, chunk_bytes;
     int64_t per, across;
     int level;
-    int64_t base;      /* chunk row index of the first staged chunk row */
-    int64_t n_rows;    /* staged chunk rows */
+    int64_t base;       /* chunk row index of the first staged chunk row */
+    int64_t n_rows;     /* staged chunk rows */
     unsigned char *buf; /* (n_rows, across, chunk_bytes) */
     int64_t committed;
     int n_threads;
-    struct libdeflate_compressor *comp[MAX_THREADS];
-    unsigned char *scratch[MAX_THREADS]; /* (chunk_bytes) the shuffled chunk */
-    unsigned char **out;  /* (cap_jobs) compressed chunks */
+    struct slot slot[MAX_THREADS]; /* one per thread */
+    unsigned char **out;           /* (cap_jobs) compressed chunks */
     size_t *out_n;
     size_t out_cap, bound;
     int64_t cap_jobs;
+    /* the jobs being compressed: n_jobs chunks at src, the first of chunk row src_base */
+    const unsigned char *src;
+    int64_t n_jobs, src_base;
+    _Atomic int64_t next_job;
+    _Atomic int failed;
 };
 
 void lsa_stage_free(struct lsa_stage *s)
 {
     if (!s) return;
     for (int i = 0; i < MAX_THREADS; i++) {
-        if (s->comp[i]) libdeflate_free_compressor(s->comp[i]);
-        free(s->scratch[i]);
+        struct slot *sl = &s->slot[i];
+        if (sl->comp) libdeflate_free_compressor(sl->comp);
+        if (sl->z_ok) deflateEnd(&sl->z);
+        free(sl->scratch);
     }
     for (int64_t j = 0; j < s->cap_jobs; j++) free(s->out[j]);
     free(s->out);
@@ -60,14 +85,18 @@ struct lsa_stage *lsa_stage_new(size_t elem, size_t row_bytes, int64_t per, int6
     s->chunk_bytes = row_bytes * (size_t)per;
     s->n_threads = lsa_cores();
     for (int i = 0; i < s->n_threads; i++) {
-        if (!(s->comp[i] = libdeflate_alloc_compressor(level)) || !(s->scratch[i] = malloc(s->chunk_bytes))) {
+        struct slot *sl = &s->slot[i];
+        sl->z_ok = deflateInit2(&sl->z, 1, Z_DEFLATED, -15, 8, Z_HUFFMAN_ONLY) == Z_OK;
+        if (!sl->z_ok || !(sl->comp = libdeflate_alloc_compressor(level)) || !(sl->scratch = malloc(s->chunk_bytes))) {
             lsa_stage_free(s);
             lsa_err(LSA_ENOMEM, "out of memory");
             return NULL;
         }
     }
-    /* room for a stream of stored planes and a deflated rest (zlib_planes) */
-    s->bound = libdeflate_zlib_compress_bound(s->comp[0], s->chunk_bytes) + 5 * (s->chunk_bytes / 65535 + 1) + 16;
+    /* room for a stream of stored planes and a deflated rest (zlib_planes), by either coder */
+    size_t lb = libdeflate_zlib_compress_bound(s->slot[0].comp, s->chunk_bytes);
+    size_t zb = deflateBound(&s->slot[0].z, (uLong)s->chunk_bytes) + 6;
+    s->bound = (lb > zb ? lb : zb) + 5 * (s->chunk_bytes / 65535 + 1) + 16;
     return s;
 }
 
@@ -80,7 +109,8 @@ static unsigned char *chunk_at(const struct lsa_stage *s, int64_t row, int64_t a
 
 int lsa_stage_put(struct lsa_stage *s, int64_t a, int64_t t0, int64_t n, const void *rows)
 {
-    if (a < 0 || a >= s->across || t0 < 0 || n < 0) return lsa_err(LSA_EINVAL, "chunk stage: write outside the dataset");
+    if (a < 0 || a >= s->across || t0 < 0 || n < 0)
+        return lsa_err(LSA_EINVAL, "chunk stage: write outside the dataset");
     if (n == 0) return 0;
     if (t0 / s->per < s->base)
         return lsa_err(LSA_EINVAL, "chunk stage: rows from %lld were already stored", (long long)t0);
@@ -99,13 +129,6 @@ int lsa_stage_put(struct lsa_stage *s, int64_t a, int64_t t0, int64_t n, const v
     return 0;
 }
 
-struct job_set {
-    struct lsa_stage *s;
-    int64_t n_jobs;
-    int tid, n_threads;
-    int failed;
-};
-
 /* HDF5's shuffle filter: byte j of every element together, then byte j + 1, ... */
 static void shuffle(const unsigned char *in, unsigned char *out, size_t n_bytes, size_t elem)
 {
@@ -120,32 +143,58 @@ static void shuffle(const unsigned char *in, unsigned char *out, size_t n_bytes,
     }
 }
 
-/* Whether deflate does too little for a plane to be worth its time: four 4 KiB samples spread over it
- * (its start alone misleads: the first tokens of a chunk repeat more) compressed save under 8%. The low
- * mantissa bytes of activations are nearly noise: deflate saves ~6% on them (Huffman codes only) and took
- * as long as on the rest of the chunk (bench/RESULTS.md). */
-static bool incompressible(struct libdeflate_compressor *c, const unsigned char *p, size_t n, unsigned char *tmp,
-                           size_t tmp_n)
+/*
+ * How a byte plane is best coded. Activations' planes are of three kinds (bench/RESULTS.md):
+ * - the low mantissa bytes are nearly noise: deflate saves ~6% on them, by its Huffman codes alone, and
+ *   takes as long on them as on the rest: stored;
+ * - the sign/exponent bytes have few symbols but few repeats either: a Huffman code alone (zlib's
+ *   Z_HUFFMAN_ONLY) makes them as small as libdeflate at level 4 does, or smaller (0.698 vs 0.717 of the
+ *   size on tinystories-llama-12L), in half the time (147 vs 83 MB/s);
+ * - anything with repeats (runs of equal values): deflate at the level asked for.
+ * Judged on four 4 KiB samples spread over the plane (its start alone misleads: the first tokens of a
+ * chunk repeat more), so that a level keeps its meaning: never a file noticeably larger than that level's.
+ */
+enum coding { CODE_DEFLATE, CODE_HUFFMAN, CODE_STORED };
+
+/* zlib's raw deflate of in with Huffman codes only (one final block set); 0 when out is too small. */
+static size_t huffman_only(z_stream *z, const unsigned char *in, size_t n, unsigned char *out, size_t cap)
 {
-    enum { PIECE = 4096, PIECES = 4 };
-    if (n < PIECE * PIECES * 4) return false;
-    unsigned char sample[PIECE * PIECES];
-    for (int k = 0; k < PIECES; k++) memcpy(sample + k * PIECE, p + (n - PIECE) / (PIECES - 1) * (size_t)k, PIECE);
-    size_t got = libdeflate_deflate_compress(c, sample, sizeof sample, tmp, tmp_n);
-    return got == 0 || got * 100 >= sizeof sample * 92;
+    if (deflateReset(z) != Z_OK) return 0;
+    z->next_in = (unsigned char *)in, z->avail_in = (uInt)n;
+    z->next_out = out, z->avail_out = (uInt)cap;
+    return deflate(z, Z_FINISH) == Z_STREAM_END ? (size_t)z->total_out : 0;
 }
 
-static _Atomic int64_t planes_stored;
+static enum coding plane_coding(struct slot *sl, const unsigned char *p, size_t n)
+{
+    enum { PIECE = 4096, PIECES = 4 };
+    if (n < PIECE * PIECES * 4) return CODE_DEFLATE;
+    unsigned char sample[PIECE * PIECES], tmp[PIECE * PIECES + 1024];
+    for (int k = 0; k < PIECES; k++) memcpy(sample + k * PIECE, p + (n - PIECE) / (PIECES - 1) * (size_t)k, PIECE);
+    size_t level = libdeflate_deflate_compress(sl->comp, sample, sizeof sample, tmp, sizeof tmp);
+    if (level == 0 || level * 100 >= sizeof sample * 92) return CODE_STORED;
+    size_t huff = huffman_only(&sl->z, sample, sizeof sample, tmp, sizeof tmp);
+    return huff && huff * 100 <= level * 101 ? CODE_HUFFMAN : CODE_DEFLATE;
+}
+
+static _Atomic int64_t planes_stored, planes_huffman;
 
 int64_t lsa_stage_stored_planes(void) { return planes_stored; }
+int64_t lsa_stage_huffman_planes(void) { return planes_huffman; }
 
-static size_t zlib_planes(struct libdeflate_compressor *c, const unsigned char *in, size_t n_bytes, size_t elem,
-                          unsigned char *out, size_t cap)
+/* A zlib stream of the shuffled chunk: its leading stored planes in stored blocks, the rest in one raw
+ * deflate stream (Huffman codes only when every plane of it is best so), then the Adler-32. */
+static size_t zlib_planes(struct slot *sl, const unsigned char *in, size_t n_bytes, size_t elem, unsigned char *out,
+                          size_t cap)
 {
     size_t plane = n_bytes / elem, stored = 0;
-    while (stored < n_bytes && incompressible(c, in + stored, plane, out, cap)) stored += plane; /* out: scratch */
-    if (stored == 0) return libdeflate_zlib_compress(c, in, n_bytes, out, cap);
+    while (stored < n_bytes && plane_coding(sl, in + stored, plane) == CODE_STORED) stored += plane;
+    bool huffman = stored < n_bytes;
+    for (size_t at = stored; at < n_bytes && huffman; at += plane)
+        huffman = plane_coding(sl, in + at, plane) == CODE_HUFFMAN;
+    if (stored == 0 && !huffman) return libdeflate_zlib_compress(sl->comp, in, n_bytes, out, cap);
     planes_stored += (int64_t)(stored / plane);
+    if (huffman) planes_huffman += (int64_t)((n_bytes - stored) / plane);
     size_t at = 0;
     if (cap < 2 + 5 * (stored / 65535 + 1) + stored + 4) return 0;
     out[at++] = 0x78, out[at++] = 0x9c; /* deflate, 32K window; (0x78 << 8 | 0x9c) % 31 == 0 */
@@ -159,7 +208,9 @@ static size_t zlib_planes(struct libdeflate_compressor *c, const unsigned char *
         at += len, done += len;
     }
     if (stored < n_bytes) { /* a raw deflate stream starts on a byte boundary, its last block final */
-        size_t got = libdeflate_deflate_compress(c, in + stored, n_bytes - stored, out + at, cap - at - 4);
+        size_t got = huffman
+                         ? huffman_only(&sl->z, in + stored, n_bytes - stored, out + at, cap - at - 4)
+                         : libdeflate_deflate_compress(sl->comp, in + stored, n_bytes - stored, out + at, cap - at - 4);
         if (got == 0) return 0;
         at += got;
     }
@@ -173,17 +224,57 @@ static void *compress_jobs(void *arg)
 {
     struct job_set *js = arg;
     struct lsa_stage *s = js->s;
-    for (int64_t j = js->tid; j < js->n_jobs; j += js->n_threads) {
-        const unsigned char *src = s->buf + (size_t)j * s->chunk_bytes; /* jobs run over the staged chunks in order */
-        shuffle(src, s->scratch[js->tid], s->chunk_bytes, s->elem);
-        s->out_n[j] = zlib_planes(s->comp[js->tid], s->scratch[js->tid], s->chunk_bytes, s->elem, s->out[j], s->bound);
-        if (s->out_n[j] == 0) js->failed = 1;
+    for (int64_t j; (j = atomic_fetch_add(&s->next_job, 1)) < s->n_jobs;) {
+        struct slot *sl = &s->slot[js->tid];
+        shuffle(s->src + (size_t)j * s->chunk_bytes, sl->scratch, s->chunk_bytes, s->elem);
+        s->out_n[j] = zlib_planes(sl, sl->scratch, s->chunk_bytes, s->elem, s->out[j], s->bound);
+        if (s->out_n[j] == 0) atomic_store(&s->failed, 1);
     }
     return NULL;
 }
 
+/* Output room for n_jobs chunks. */
+static int reserve_jobs(struct lsa_stage *s, int64_t n_jobs)
+{
+    if (n_jobs <= s->cap_jobs) return 0;
+    unsigned char **o = realloc(s->out, (size_t)n_jobs * sizeof *o);
+    if (o) s->out = o;
+    size_t *on = o ? realloc(s->out_n, (size_t)n_jobs * sizeof *on) : NULL;
+    if (on) s->out_n = on;
+    if (!o || !on) return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
+    for (int64_t j = s->cap_jobs; j < n_jobs; j++) s->out[j] = NULL;
+    for (int64_t j = s->cap_jobs; j < n_jobs; j++)
+        if (!(s->out[j] = malloc(s->bound))) {
+            s->cap_jobs = j;
+            return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
+        }
+    s->cap_jobs = n_jobs;
+    return 0;
+}
+
+/* The jobs set up by the caller are compressed; hand them to emit in order. */
+static int emit_jobs(struct lsa_stage *s, lsa_stage_emit emit, void *ctx)
+{
+    if (atomic_load(&s->failed)) return lsa_err(LSA_EIO, "chunk stage: deflate failed");
+    int rc = 0;
+    for (int64_t j = 0; j < s->n_jobs && !rc; j++)
+        rc = emit(ctx, j % s->across, s->src_base + j / s->across, s->out[j], s->out_n[j]);
+    s->n_jobs = 0;
+    return rc;
+}
+
+/* Drop the first `full` chunk rows from buf. */
+static void drop_rows(struct lsa_stage *s, int64_t full)
+{
+    size_t row_set = (size_t)s->across * s->chunk_bytes;
+    memmove(s->buf, s->buf + (size_t)full * row_set, (size_t)(s->n_rows - full) * row_set);
+    s->base += full;
+    s->n_rows -= full;
+}
+
 int lsa_stage_commit(struct lsa_stage *s, int64_t hi, bool partial, lsa_stage_emit emit, void *ctx)
 {
+    int rc;
     if (hi > s->committed) s->committed = hi;
     int64_t full = hi / s->per - s->base, rows = full;
     if (full > s->n_rows) full = rows = s->n_rows;
@@ -191,33 +282,15 @@ int lsa_stage_commit(struct lsa_stage *s, int64_t hi, bool partial, lsa_stage_em
     if (partial && hi % s->per && rows < s->n_rows && hi / s->per >= s->base) rows++;
     if (rows == 0) return 0;
     int64_t n_jobs = rows * s->across;
-    if (n_jobs > s->cap_jobs) {
-        unsigned char **o = realloc(s->out, (size_t)n_jobs * sizeof *o);
-        if (o) s->out = o;
-        size_t *on = o ? realloc(s->out_n, (size_t)n_jobs * sizeof *on) : NULL;
-        if (on) s->out_n = on;
-        if (!o || !on) return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
-        for (int64_t j = s->cap_jobs; j < n_jobs; j++) s->out[j] = NULL;
-        for (int64_t j = s->cap_jobs; j < n_jobs; j++)
-            if (!(s->out[j] = malloc(s->bound))) {
-                s->cap_jobs = j;
-                return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
-            }
-        s->cap_jobs = n_jobs;
-    }
+    if ((rc = reserve_jobs(s, n_jobs))) return rc;
+    s->src = s->buf, s->n_jobs = n_jobs, s->src_base = s->base;
+    atomic_store(&s->next_job, 0);
+    atomic_store(&s->failed, 0);
     int nt = n_jobs < s->n_threads ? (int)n_jobs : s->n_threads;
     struct job_set js[MAX_THREADS];
-    for (int i = 0; i < nt; i++) js[i] = (struct job_set){.s = s, .n_jobs = n_jobs, .tid = i, .n_threads = nt};
+    for (int i = 0; i < nt; i++) js[i] = (struct job_set){.s = s, .tid = i};
     lsa_run_threads(nt, compress_jobs, js, sizeof js[0]);
-    int rc = 0;
-    for (int i = 0; i < nt; i++)
-        if (js[i].failed) rc = lsa_err(LSA_EIO, "chunk stage: deflate failed");
-    for (int64_t j = 0; j < n_jobs && !rc; j++)
-        rc = emit(ctx, j % s->across, s->base + j / s->across, s->out[j], s->out_n[j]);
-    if (rc || full == 0) return rc;
-    size_t row_set = (size_t)s->across * s->chunk_bytes;
-    memmove(s->buf, s->buf + (size_t)full * row_set, (size_t)(s->n_rows - full) * row_set);
-    s->base += full;
-    s->n_rows -= full;
+    if ((rc = emit_jobs(s, emit, ctx)) || full == 0) return rc;
+    drop_rows(s, full);
     return 0;
 }

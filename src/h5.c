@@ -531,11 +531,25 @@ struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_
     }
     hid_t ftype;
     switch (type) {
-    case LSA_H5_F16: ftype = w->f16; d->memtype = w->f16; break;
-    case LSA_H5_F32: ftype = H5T_IEEE_F32LE; d->memtype = H5T_NATIVE_FLOAT; break;
-    case LSA_H5_I32: ftype = H5T_STD_I32LE; d->memtype = H5T_NATIVE_INT32; break;
-    case LSA_H5_I64: ftype = H5T_STD_I64LE; d->memtype = H5T_NATIVE_INT64; break;
-    default: ftype = d->memtype = vlen_str(); break;
+    case LSA_H5_F16:
+        ftype = w->f16;
+        d->memtype = w->f16;
+        break;
+    case LSA_H5_F32:
+        ftype = H5T_IEEE_F32LE;
+        d->memtype = H5T_NATIVE_FLOAT;
+        break;
+    case LSA_H5_I32:
+        ftype = H5T_STD_I32LE;
+        d->memtype = H5T_NATIVE_INT32;
+        break;
+    case LSA_H5_I64:
+        ftype = H5T_STD_I64LE;
+        d->memtype = H5T_NATIVE_INT64;
+        break;
+    default:
+        ftype = d->memtype = vlen_str();
+        break;
     }
     hid_t space = H5Screate_simple(rank, cur, max), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, rank, ch);
@@ -570,7 +584,8 @@ struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_
     return d;
 }
 
-int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const void *data)
+/* half: data are float16 bits already (F16 datasets only) */
+static int write_slab(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const void *data, bool half)
 {
     struct lsa_h5w *w = d->w;
     if (w->err) return w->err;
@@ -590,7 +605,7 @@ int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t c
         if (H5Dset_extent(d->id, d->dims) < 0)
             return fail_w(w, lsa_err(LSA_EIO, "%s: cannot extend dataset %s%s", w->path, d->name, io_reason()));
     }
-    if (d->type == LSA_H5_F16) {
+    if (d->type == LSA_H5_F16 && !half) {
         if (d->half_cap < n) {
             uint16_t *h = realloc(d->half, n * sizeof *h);
             if (!h) return fail_w(w, lsa_err(LSA_ENOMEM, "out of memory"));
@@ -617,6 +632,18 @@ int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t c
     H5Sclose(ms);
     H5Sclose(fs);
     return rc;
+}
+
+int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const void *data)
+{
+    return write_slab(d, start, count, data, false);
+}
+
+int lsa_h5w_write_half(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const uint16_t *bits)
+{
+    if (d->type != LSA_H5_F16)
+        return fail_w(d->w, lsa_err(LSA_EINVAL, "%s: %s does not hold float16", d->w->path, d->name));
+    return write_slab(d, start, count, bits, true);
 }
 
 /* ================================================================== partial reads and small arrays */
@@ -651,8 +678,8 @@ static int slab_shape(struct lsa_h5 *f, hid_t d, const char *dset, int rank, con
     if (rc == 0 && r != rank) rc = lsa_err(LSA_EFORMAT, "%s: %s has rank %d, expected %d", f->path, dset, r, rank);
     for (int i = 0; rc == 0 && i < rank; i++)
         if (start[i] < 0 || count[i] < 0 || start[i] > dims[i] || count[i] > dims[i] - start[i])
-            rc = lsa_err(LSA_EINVAL, "%s: read of %s outside its shape (axis %d: [%lld, %lld) of %lld)", f->path,
-                         dset, i, (long long)start[i], (long long)(start[i] + count[i]), (long long)dims[i]);
+            rc = lsa_err(LSA_EINVAL, "%s: read of %s outside its shape (axis %d: [%lld, %lld) of %lld)", f->path, dset,
+                         i, (long long)start[i], (long long)(start[i] + count[i]), (long long)dims[i]);
     return rc;
 }
 
@@ -784,8 +811,8 @@ int lsa_h5_attr_strs(struct lsa_h5 *f, const char *obj, const char *attr, char *
     return 0;
 }
 
-static int write_array(struct lsa_h5w *w, const char *name, int rank, const int64_t dims[], hid_t ftype,
-                       hid_t mtype, const void *data)
+static int write_array(struct lsa_h5w *w, const char *name, int rank, const int64_t dims[], hid_t ftype, hid_t mtype,
+                       const void *data)
 {
     if (w->err) return w->err;
     if (rank < 1 || rank > LSA_H5_MAX_RANK) return fail_w(w, lsa_err(LSA_EINVAL, "%s: bad rank for %s", w->path, name));

@@ -81,6 +81,18 @@ with h5py.File(out, "r") as f:
     check(np.max(np.abs(x0 + a0 - m0)) <= 2e-3 * max(1.0, np.abs(m0).max()), "resid_mid = input + attn_out")
     dc = r.id.get_create_plist()
     check(dc.get_nfilters() >= 2, "resid is deflate + shuffle compressed")
+    # lsa codes each byte plane its own way (src/chunkstage.c): never noticeably larger than HDF5's own
+    # shuffle + deflate at the same level and chunk shape
+    ref_path = os.path.join(tmp, "ref.h5")
+    with h5py.File(ref_path, "w") as g:
+        for name in ("resid", "resid_mid", "attn_out", "mlp_out"):
+            d = f[name]
+            level = d.compression_opts
+            ref = g.create_dataset(name, data=d[...], chunks=d.chunks, maxshape=d.maxshape, shuffle=True,
+                                   compression="gzip", compression_opts=level)
+            ours, theirs = d.id.get_storage_size(), ref.id.get_storage_size()
+            print(f"  {name}: {ours} bytes stored, HDF5 at deflate {level}: {theirs} ({ours / theirs:.3f})")
+            check(ours <= 1.01 * theirs, f"{name}: {ours} bytes, HDF5's own deflate {level} {theirs}")
 print(f"layout: {check.checks} checks")
 
 # the example script

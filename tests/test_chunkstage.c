@@ -139,20 +139,25 @@ int main(void)
     REQUIRE(mkdtemp(dir), "mkdtemp");
     static const int wins[] = {5, 13, 1, 40, 7, 7, 22, 3, 64, 9};
     static const struct layout layouts[] = {
-        {3, LSA_H5_F16, 3, 6, 7, 4}, {3, LSA_H5_F32, 4, 5, 16, 4}, {2, LSA_H5_F16, 1, 9, 4, 4},
-        {2, LSA_H5_F32, 1, 3, 50, 4}, {3, LSA_H5_F16, 2, 8, 1, 4},  {3, LSA_H5_F16, 3, 6, 7, 0},
-        {2, LSA_H5_F32, 1, 3, 5, 0},        {3, LSA_H5_F16, 2, 512, 128, 4}, {2, LSA_H5_F32, 1, 1024, 64, 4},
+        {3, LSA_H5_F16, 3, 6, 7, 4},  {3, LSA_H5_F32, 4, 5, 16, 4},    {2, LSA_H5_F16, 1, 9, 4, 4},
+        {2, LSA_H5_F32, 1, 3, 50, 4}, {3, LSA_H5_F16, 2, 8, 1, 4},     {3, LSA_H5_F16, 3, 6, 7, 0},
+        {2, LSA_H5_F32, 1, 3, 5, 0},  {3, LSA_H5_F16, 2, 512, 128, 4}, {2, LSA_H5_F32, 1, 1024, 64, 4},
     };
     for (int pass = 0; pass < 2; pass++) {
         noisy = pass == 1;
         printf("%s values\n", noisy ? "noisy" : "smooth");
-        int64_t stored = lsa_stage_stored_planes();
+        int64_t stored = lsa_stage_stored_planes(), huffman = lsa_stage_huffman_planes();
         for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++)
             round_trip(&layouts[i], dir, wins, (int)(sizeof wins / sizeof wins[0]));
         stored = lsa_stage_stored_planes() - stored;
-        printf("  %lld byte planes of staged chunks went in stored blocks\n", (long long)stored);
+        huffman = lsa_stage_huffman_planes() - huffman;
+        printf("  %lld byte planes of staged chunks went in stored blocks, %lld in Huffman codes only\n",
+               (long long)stored, (long long)huffman);
+        /* noisy: the low bytes are noise, the high bytes few symbols without repeats; smooth: runs */
         CHECK(noisy ? stored > 0 : stored == 0, "%lld planes stored with %s values", (long long)stored,
               noisy ? "noisy" : "smooth");
+        CHECK(noisy ? huffman > 0 : huffman == 0, "%lld planes in Huffman codes only with %s values",
+              (long long)huffman, noisy ? "noisy" : "smooth");
     }
     /* a dataset that cannot be staged is refused with a message */
     char p[512];

@@ -65,7 +65,7 @@ int lsa_h5w_close(struct lsa_h5w *w);
 int lsa_h5w_attr_str(struct lsa_h5w *w, const char *obj, const char *name, const char *value);
 int lsa_h5w_attr_strs(struct lsa_h5w *w, const char *obj, const char *name, const char *const *values, size_t n);
 int lsa_h5w_attr_i64(struct lsa_h5w *w, const char *obj, const char *name, const int64_t *values, size_t n); /* 1-D */
-int lsa_h5w_attr_int(struct lsa_h5w *w, const char *obj, const char *name, int64_t value);                   /* scalar */
+int lsa_h5w_attr_int(struct lsa_h5w *w, const char *obj, const char *name, int64_t value); /* scalar */
 int lsa_h5w_attr_f64(struct lsa_h5w *w, const char *obj, const char *name, double value);
 
 /*
@@ -76,7 +76,8 @@ struct lsa_h5w_dset *lsa_h5w_dset(struct lsa_h5w *w, const char *name, enum lsa_
                                   const int64_t dims[], int grow_axis, const int64_t chunk[], int level);
 /* Write a hyperslab [start, start + count), extending the grow axis as needed. */
 int lsa_h5w_write(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const void *data);
-
+/* The same for an LSA_H5_F16 dataset from IEEE half bits already converted (lsa_h5_f16_bits). */
+int lsa_h5w_write_half(struct lsa_h5w_dset *d, const int64_t start[], const int64_t count[], const uint16_t *bits);
 
 /* ------------------------------------------------------------------ partial reads and small arrays */
 
