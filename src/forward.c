@@ -67,15 +67,16 @@ static void *alloc_f(size_t n, int *fail)
 
 /*
  * Threads of the pool that may split a layer's token rows, each running its GEMMs on a one-thread OpenBLAS,
- * instead of OpenBLAS splitting every GEMM (1: never split). LSA_FORWARD_SPLIT=N forces N threads (0 or 1:
- * no split) for every window that split_rows can split; benches and tests use it. A model whose weights
+ * instead of OpenBLAS splitting every GEMM (1: never split): as many as OpenBLAS would use, so that
+ * OPENBLAS_NUM_THREADS still sets how many cores lsa takes. LSA_FORWARD_SPLIT=N forces N threads (0 or 1:
+ * no split) for every window long enough to split; benches and tests use it. A model whose weights
  * are widened per matrix (lazy) or whose head is not float32 is not split: those share one buffer.
  */
 static int split_threads(const struct lsa_model *m, bool *forced)
 {
     const char *env = getenv("LSA_FORWARD_SPLIT");
     *forced = env && *env;
-    int n = *forced ? atoi(env) : lsa_cores();
+    int n = *forced ? atoi(env) : lsa_ops_blas_threads(-1); /* as many as OpenBLAS may use (OPENBLAS_NUM_THREADS) */
     if (n > LSA_MAX_THREADS) n = LSA_MAX_THREADS;
     return n > 1 && !m->lazy && m->head.f32 ? n : 1;
 }

@@ -121,7 +121,7 @@ void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_
 int lsa_ops_blas_threads(int n)
 {
     int was = openblas_get_num_threads();
-    if (n != was) openblas_set_num_threads(n);
+    if (n > 0 && n != was) openblas_set_num_threads(n);
     return was;
 }
 
