@@ -1,6 +1,7 @@
 /*
  * peak — OpenBLAS sgemm GFLOP/s on this machine at the current thread count: the ceiling for an f32
- * CPU forward. Usage: peak [N=2048] [reps=5]. Prints the best of reps for C = A·Bᵀ, N×N×N.
+ * CPU forward. Usage: peak [N=2048] [reps=5] [M K]. Prints the best of reps for C = A·Bᵀ, N×N×N, or
+ * (M, N) = (M, K)·(N, K)ᵀ, the shape of a linear layer on M tokens (bench/gemm_shapes.sh).
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -17,17 +18,26 @@ static double now(void)
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 2048, reps = argc > 2 ? atoi(argv[2]) : 5;
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
-    for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+    int m = argc > 4 ? atoi(argv[3]) : n, k = argc > 4 ? atoi(argv[4]) : n;
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * n * k), *c = malloc(sizeof(float) * m * n);
+    for (long i = 0; i < (long)m * k; i++) a[i] = (float)(i % 7) * 0.1f;
+    for (long i = 0; i < (long)n * k; i++) b[i] = (float)(i % 5) * 0.1f;
+    /* small shapes are timed in batches of calls, so that each timing spans a millisecond or more */
+    int batch = (int)(2e6 / ((double)m * n * k)) + 1;
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {
         double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double t = now() - t0;
+        for (int i = 0; i < batch; i++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+        double t = (now() - t0) / batch;
         if (r && t < best) best = t; /* the first run warms up */
     }
-    printf("{\"sgemm_n\": %d, \"threads\": %d, \"gflops\": %.2f}\n", n, openblas_get_num_threads(),
-           2.0 * n * n * (double)n / best / 1e9);
+    if (argc > 4)
+        printf("{\"m\": %d, \"n\": %d, \"k\": %d, \"threads\": %d, \"gflops\": %.2f}\n", m, n, k,
+               openblas_get_num_threads(), 2.0 * m * n * (double)k / best / 1e9);
+    else
+        printf("{\"sgemm_n\": %d, \"threads\": %d, \"gflops\": %.2f}\n", n, openblas_get_num_threads(),
+               2.0 * n * n * (double)n / best / 1e9);
     free(a), free(b), free(c);
     return 0;
 }
