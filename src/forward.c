@@ -16,6 +16,7 @@
 #include "vmath.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,11 +222,11 @@ static void qkv_rows(struct lsa_fwd *f, int l, const float *in, const struct row
     }
 }
 
-/* Attention output of layer l for the rows, into f->attn; needs q, k, v of every row up to t1. */
-static void attn_rows(struct lsa_fwd *f, int l, const struct rows *r)
+/* Attention of layer l for query rows q0..q1-1 and heads h0..h1-1, into f->ctx; needs q, k, v of every
+ * row up to q1. */
+static void heads(struct lsa_fwd *f, int l, int q0, int q1, int h0, int h1, float *scores)
 {
     const struct lsa_arch *a = &f->m->arch;
-    const struct lsa_layer_w *L = &f->m->layers[l];
     int dh = a->d_head, q_dim = a->n_head * dh, kv_dim = a->n_head_kv * dh, ld = q_dim + 2 * kv_dim;
     const float *q = f->qkv, *k = f->qkv + q_dim, *v = f->qkv + q_dim + kv_dim;
     int q_hs = dh, kv_hs = dh;
@@ -236,10 +237,8 @@ static void attn_rows(struct lsa_fwd *f, int l, const struct rows *r)
     }
     float scale = 1.0f / sqrtf((float)dh);
     if (a->attn_scale_by_layer) scale /= (float)(l + 1);
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, f->ctx, q_dim, r->t0, r->t1, a->n_head, a->n_head_kv, dh, scale,
-                      a->sliding_window, r->scores);
-    linear(f, &L->o, f->ctx + (size_t)r->t0 * q_dim, q_dim, r->t1 - r->t0, f->attn + (size_t)r->t0 * a->d_model,
-           a->d_model);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, f->ctx, q_dim, q0, q1, h0, h1, a->n_head, a->n_head_kv, dh, scale,
+                      a->sliding_window, scores);
 }
 
 /* MLP sub-block of layer l for the rows of f->h; result in f->mlp. */
@@ -272,16 +271,21 @@ struct step {
     bool drop_attn, drop_mlp;
     const float *in;
     float *out; /* may alias in */
+    int T;
+    _Atomic int next_job; /* attention jobs (block of query rows, head) taken so far */
 };
 
-/* The rest of the block for the rows, once q, k, v are there: attention, mid, MLP, out. */
+/* The rest of the block for the rows, once their attention heads are there: o, mid, MLP, out. */
 static void rest_rows(const struct step *s, const struct rows *r)
 {
     struct lsa_fwd *f = s->f;
     const struct lsa_arch *a = &f->m->arch;
     size_t d = (size_t)a->d_model, off = (size_t)r->t0 * d, n = (size_t)(r->t1 - r->t0) * d;
+    size_t q_dim = (size_t)a->n_head * a->d_head;
     if (s->drop_attn) memset(f->attn + off, 0, n * sizeof(float));
-    else attn_rows(f, s->l, r);
+    else
+        linear(f, &f->m->layers[s->l].o, f->ctx + (size_t)r->t0 * q_dim, (int)q_dim, r->t1 - r->t0, f->attn + off,
+               (int)d);
     memcpy(f->mid + off, s->in + off, n * sizeof(float));
     lsa_ops_add(f->mid + off, f->attn + off, n);
     if (s->drop_mlp) {
@@ -297,38 +301,40 @@ static void rest_rows(const struct step *s, const struct rows *r)
 
 /* A thread's part of a split step. */
 struct part {
-    const struct step *s;
+    struct step *s;
     struct rows r;
-    int phase; /* 0: q, k, v; 1: the rest */
+    int phase; /* 0: q, k, v of its rows; 1: attention jobs, as many as it gets; 2: the rest of its rows */
 };
+
+/*
+ * Attention is shared by jobs, not rows: its cost grows along the sequence (causal) and depends on the
+ * heads' width in ways no simple count captures. A job is one block of LSA_ATTN_BLOCK query rows and one
+ * head, taken from a counter, the costliest (last) blocks first, so that threads finish together.
+ */
+static void attention_jobs(struct step *s, float *scores)
+{
+    int H = s->f->m->arch.n_head, n_blocks = (s->T + LSA_ATTN_BLOCK - 1) / LSA_ATTN_BLOCK;
+    for (int j; (j = atomic_fetch_add(&s->next_job, 1)) < n_blocks * H;) {
+        int b = n_blocks - 1 - j / H, h = j % H;
+        int q1 = (b + 1) * LSA_ATTN_BLOCK < s->T ? (b + 1) * LSA_ATTN_BLOCK : s->T;
+        heads(s->f, s->l, b * LSA_ATTN_BLOCK, q1, h, h + 1, scores);
+    }
+}
 
 static void *run_part(void *arg)
 {
     struct part *p = arg;
-    if (p->r.t1 <= p->r.t0) return NULL;
-    if (p->phase == 0) qkv_rows(p->s->f, p->s->l, p->s->in, &p->r);
+    if (p->phase == 1) attention_jobs(p->s, p->r.scores);
+    else if (p->r.t1 <= p->r.t0) return NULL;
+    else if (p->phase == 0) qkv_rows(p->s->f, p->s->l, p->s->in, &p->r);
     else rest_rows(p->s, &p->r);
     return NULL;
 }
 
-/*
- * Row ranges of equal work for n threads: a row costs its share of the linear layers plus attention over
- * the keys before it (causal), so later rows cost more. Bounds are multiples of 16 rows (GEMM blocks).
- */
-static void split_rows(const struct lsa_arch *a, int T, int n, int bound[])
+/* Row ranges of equal size for n threads, cut at multiples of 16 rows (GEMM blocks). */
+static void split_rows(int T, int n, int bound[])
 {
-    double lin = 2.0 * ((double)a->d_model * (a->n_head + 2 * a->n_head_kv) * a->d_head +
-                        (double)a->n_head * a->d_head * a->d_model + (a->gated_mlp ? 3.0 : 2.0) * a->d_model * a->d_ff);
-    double att = 4.0 * a->n_head * a->d_head;
-    double total = lin * T + att * T * (T + 1.0) / 2;
-    bound[0] = 0;
-    for (int i = 1; i < n; i++) {
-        double want = total * i / n;
-        /* lin t + att t (t + 1) / 2 = want */
-        double A = att / 2, B = lin + att / 2, t = (-B + sqrt(B * B + 4 * A * want)) / (2 * A);
-        int b = (int)(t / 16 + 0.5) * 16;
-        bound[i] = b < bound[i - 1] ? bound[i - 1] : b > T ? T : b;
-    }
+    for (int i = 0; i < n; i++) bound[i] = (int)((int64_t)T * i / n + 8) / 16 * 16;
     bound[n] = T;
 }
 
@@ -338,26 +344,30 @@ static int block(struct lsa_fwd *f, const struct lsa_plan *plan, int pos, const 
 {
     const struct lsa_arch *a = &f->m->arch;
     int d = a->d_model, rc;
-    struct step s = {.f = f, .l = plan ? plan->layer[pos] : pos, .in = in, .out = out};
+    struct step s = {.f = f, .l = plan ? plan->layer[pos] : pos, .in = in, .out = out, .T = T};
     s.drop_attn = plan && plan->drop_attn[pos];
     s.drop_mlp = plan && plan->drop_mlp[pos];
     int n = f->cur_split;
     if (n == 1) {
         struct rows r = {.t0 = 0, .t1 = T, .scores = f->scores};
-        if (!s.drop_attn) qkv_rows(f, s.l, in, &r);
+        if (!s.drop_attn) {
+            qkv_rows(f, s.l, in, &r);
+            heads(f, s.l, 0, T, 0, a->n_head, f->scores);
+        }
         rest_rows(&s, &r);
     } else {
         int bound[LSA_MAX_THREADS + 1];
         struct part parts[LSA_MAX_THREADS];
-        split_rows(a, T, n, bound);
+        split_rows(T, n, bound);
         for (int i = 0; i < n; i++)
             parts[i] = (struct part){
                 .s = &s, .r = {bound[i], bound[i + 1], f->scores + (size_t)i * LSA_ATTN_BLOCK * f->max_tok}};
-        if (!s.drop_attn) lsa_pool_run(f->pool, run_part, parts, sizeof parts[0]);
-        for (int i = 0; i < n; i++) parts[i].phase = 1;
-        lsa_pool_run(f->pool, run_part, parts, sizeof parts[0]);
+        for (int phase = s.drop_attn ? 2 : 0; phase < 3; phase++) {
+            for (int i = 0; i < n; i++) parts[i].phase = phase;
+            lsa_pool_run(f->pool, run_part, parts, sizeof parts[0]);
+        }
     }
-    /* reported after the MLP ran: hooks only read, so they see what they saw before */
+    /* reported after the MLP ran: hooks only read, so they see what they would have seen before it */
     if ((rc = report(req, LSA_PT_ATTN_OUT, pos, f->attn, T, d)) ||
         (rc = report(req, LSA_PT_RESID_MID, pos, f->mid, T, d)) ||
         (rc = report(req, LSA_PT_MLP_OUT, pos, f->mlp, T, d)))

@@ -80,8 +80,8 @@ void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int
 }
 
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
-                       float *out, int ld_out, int q0, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
-                       int window, float *scores)
+                       float *out, int ld_out, int q0, int n_tok, int h0, int h1, int n_head, int n_head_kv, int d_head,
+                       float scale, int window, float *scores)
 {
     int group = n_head / n_head_kv;
     /* Query rows in blocks: a block only needs the keys up to its last row (causal), which halves the work
@@ -89,7 +89,7 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
     for (int i0 = q0; i0 < n_tok; i0 += LSA_ATTN_BLOCK) {
         int nb = n_tok - i0 < LSA_ATTN_BLOCK ? n_tok - i0 : LSA_ATTN_BLOCK, i1 = i0 + nb;
         int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0, nk = i1 - k0;
-        for (int h = 0; h < n_head; h++) {
+        for (int h = h0; h < h1; h++) {
             int kh = h / group;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, d_head, scale,
                         q + (size_t)i0 * ldq + (size_t)h * q_hs, ldq, k + (size_t)k0 * ldkv + (size_t)kh * kv_hs, ldkv,

@@ -33,12 +33,14 @@ void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int
 /*
  * Causal multi-head attention. Head h reads q + h*q_hs, kv head h / (n_head / n_head_kv) from k and v
  * at + kh*kv_hs; out head h to out + h*d_head (ld_out). window > 0 limits each query to its last window
- * keys. Only the query rows q0..n_tok-1 are computed (each reads keys from 0); row t of q, k, v and out is
- * at t*ld as for q0 = 0. scores: (LSA_ATTN_BLOCK, n_tok) scratch.
+ * keys. Only query rows q0..n_tok-1 and heads h0..h1-1 are computed (each row reads keys from 0); row t
+ * of q, k, v and out is at t*ld as for q0 = 0. Rows are taken in blocks of LSA_ATTN_BLOCK from q0: with
+ * q0 a multiple of it, every row comes out as from the whole call, bit for bit. scores:
+ * (LSA_ATTN_BLOCK, n_tok) scratch.
  */
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
-                       float *out, int ld_out, int q0, int n_tok, int n_head, int n_head_kv, int d_head, float scale,
-                       int window, float *scores);
+                       float *out, int ld_out, int q0, int n_tok, int h0, int h1, int n_head, int n_head_kv, int d_head,
+                       float scale, int window, float *scores);
 /* logits (n_tok, n_rows; ld) = h (n_tok, d) · headᵀ for n_rows rows of the head (a vocabulary slice) */
 void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld);
 /* Threads OpenBLAS may use from now on (n <= 0: unchanged); returns the number before. */

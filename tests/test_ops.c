@@ -58,7 +58,7 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
     float *got = calloc((size_t)T * q_dim, sizeof(float)), *want = calloc((size_t)T * q_dim, sizeof(float));
     float *scores = malloc(sizeof(float) * LSA_ATTN_BLOCK * T);
     float scale = 1.0f / sqrtf((float)dh);
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, got, q_dim, 0, T, H, Hkv, dh, scale, window, scores);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, got, q_dim, 0, T, 0, H, H, Hkv, dh, scale, window, scores);
     naive(q, ld, q_hs, k, v, ld, kv_hs, want, T, H, Hkv, dh, scale, window);
     double err = 0;
     for (size_t i = 0; i < (size_t)T * q_dim; i++) err = fmax(err, fabs((double)got[i] - want[i]));
@@ -66,11 +66,19 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
           per_head, err);
     printf("  attention T=%d heads %d/%d d_head %d window %d%s: max abs err %.2e\n", T, H, Hkv, dh, window,
            per_head ? " per-head layout" : "", err);
-    /* the query rows in two ranges, as a forward split by tokens computes them: the same rows */
-    int s0 = T / 3;
+    /* one block of rows and one head at a time, last block first, as a forward split among threads
+     * computes them: bit for bit the whole; and rows cut off the block grid: within rounding */
     float *split = calloc((size_t)T * q_dim, sizeof(float));
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, 0, s0, H, Hkv, dh, scale, window, scores);
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, s0, T, H, Hkv, dh, scale, window, scores);
+    for (int b = (T - 1) / LSA_ATTN_BLOCK; b >= 0; b--)
+        for (int h = 0; h < H; h++) {
+            int r1 = (b + 1) * LSA_ATTN_BLOCK < T ? (b + 1) * LSA_ATTN_BLOCK : T;
+            lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, b * LSA_ATTN_BLOCK, r1, h, h + 1, H, Hkv, dh,
+                              scale, window, scores);
+        }
+    CHECK(memcmp(split, got, sizeof(float) * (size_t)T * q_dim) == 0, "attention T=%d by block and head differs", T);
+    int s0 = T / 3;
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, 0, s0, 0, H, H, Hkv, dh, scale, window, scores);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, s0, T, 0, H, H, Hkv, dh, scale, window, scores);
     double dev = 0;
     for (size_t i = 0; i < (size_t)T * q_dim; i++) dev = fmax(dev, fabs((double)split[i] - got[i]));
     CHECK(dev < 1e-6, "attention T=%d split at %d: max abs deviation %.3g from the whole", T, s0, dev);
