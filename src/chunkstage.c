@@ -151,7 +151,7 @@ static void shuffle(const unsigned char *in, unsigned char *out, size_t n_bytes,
  *   Z_HUFFMAN_ONLY) makes them as small as libdeflate at level 4 does, or smaller (0.698 vs 0.717 of the
  *   size on tinystories-llama-12L), in half the time (147 vs 83 MB/s);
  * - anything with repeats (runs of equal values): deflate at the level asked for.
- * Judged on four 4 KiB samples spread over the plane (its start alone misleads: the first tokens of a
+ * Judged on four 2 KiB samples spread over the plane (its start alone misleads: the first tokens of a
  * chunk repeat more), so that a level keeps its meaning: never a file noticeably larger than that level's.
  */
 enum coding { CODE_DEFLATE, CODE_HUFFMAN, CODE_STORED };
@@ -167,7 +167,7 @@ static size_t huffman_only(z_stream *z, const unsigned char *in, size_t n, unsig
 
 static enum coding plane_coding(struct slot *sl, const unsigned char *p, size_t n)
 {
-    enum { PIECE = 4096, PIECES = 4 };
+    enum { PIECE = 2048, PIECES = 4 };
     if (n < PIECE * PIECES * 4) return CODE_DEFLATE;
     unsigned char sample[PIECE * PIECES], tmp[PIECE * PIECES + 1024];
     for (int k = 0; k < PIECES; k++) memcpy(sample + k * PIECE, p + (n - PIECE) / (PIECES - 1) * (size_t)k, PIECE);
