@@ -52,7 +52,7 @@ struct lsa_fwd {
 /*
  * When rows are split (lsa_fwd_split). OpenBLAS's own threads share a GEMM well once it is large, but they
  * meet at every call, and a small model's GEMMs are many and small: at d_model 128, two OpenBLAS threads
- * ran 1.27x one, rows split 1.4-1.6x the two OpenBLAS threads; at 512, 1.04-1.12x. For a larger model,
+ * ran 1.27x one, rows split 1.25-1.45x the two OpenBLAS threads; at 512, 1.04-1.12x. For a larger model,
  * each thread packs every weight matrix for its rows alone, which pays from about 512 rows a thread
  * (d_model 1024-2048 at T = 1024: 1.02-1.05x; at T = 128: 0.85-0.9x). bench/RESULTS.md has the numbers.
  */
