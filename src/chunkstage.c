@@ -47,9 +47,8 @@ struct lsa_stage {
     size_t *out_n;
     size_t out_cap, bound;
     int64_t cap_jobs;
-    /* the jobs being compressed: n_jobs chunks at src, the first of chunk row src_base */
-    const unsigned char *src;
-    int64_t n_jobs, src_base;
+    /* a commit's jobs: its first n_jobs staged chunks, taken by the threads from next_job */
+    int64_t n_jobs;
     _Atomic int64_t next_job;
     _Atomic int failed;
 };
@@ -226,55 +225,15 @@ static void *compress_jobs(void *arg)
     struct lsa_stage *s = js->s;
     for (int64_t j; (j = atomic_fetch_add(&s->next_job, 1)) < s->n_jobs;) {
         struct slot *sl = &s->slot[js->tid];
-        shuffle(s->src + (size_t)j * s->chunk_bytes, sl->scratch, s->chunk_bytes, s->elem);
+        shuffle(s->buf + (size_t)j * s->chunk_bytes, sl->scratch, s->chunk_bytes, s->elem);
         s->out_n[j] = zlib_planes(sl, sl->scratch, s->chunk_bytes, s->elem, s->out[j], s->bound);
         if (s->out_n[j] == 0) atomic_store(&s->failed, 1);
     }
     return NULL;
 }
 
-/* Output room for n_jobs chunks. */
-static int reserve_jobs(struct lsa_stage *s, int64_t n_jobs)
-{
-    if (n_jobs <= s->cap_jobs) return 0;
-    unsigned char **o = realloc(s->out, (size_t)n_jobs * sizeof *o);
-    if (o) s->out = o;
-    size_t *on = o ? realloc(s->out_n, (size_t)n_jobs * sizeof *on) : NULL;
-    if (on) s->out_n = on;
-    if (!o || !on) return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
-    for (int64_t j = s->cap_jobs; j < n_jobs; j++) s->out[j] = NULL;
-    for (int64_t j = s->cap_jobs; j < n_jobs; j++)
-        if (!(s->out[j] = malloc(s->bound))) {
-            s->cap_jobs = j;
-            return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
-        }
-    s->cap_jobs = n_jobs;
-    return 0;
-}
-
-/* The jobs set up by the caller are compressed; hand them to emit in order. */
-static int emit_jobs(struct lsa_stage *s, lsa_stage_emit emit, void *ctx)
-{
-    if (atomic_load(&s->failed)) return lsa_err(LSA_EIO, "chunk stage: deflate failed");
-    int rc = 0;
-    for (int64_t j = 0; j < s->n_jobs && !rc; j++)
-        rc = emit(ctx, j % s->across, s->src_base + j / s->across, s->out[j], s->out_n[j]);
-    s->n_jobs = 0;
-    return rc;
-}
-
-/* Drop the first `full` chunk rows from buf. */
-static void drop_rows(struct lsa_stage *s, int64_t full)
-{
-    size_t row_set = (size_t)s->across * s->chunk_bytes;
-    memmove(s->buf, s->buf + (size_t)full * row_set, (size_t)(s->n_rows - full) * row_set);
-    s->base += full;
-    s->n_rows -= full;
-}
-
 int lsa_stage_commit(struct lsa_stage *s, int64_t hi, bool partial, lsa_stage_emit emit, void *ctx)
 {
-    int rc;
     if (hi > s->committed) s->committed = hi;
     int64_t full = hi / s->per - s->base, rows = full;
     if (full > s->n_rows) full = rows = s->n_rows;
@@ -282,15 +241,35 @@ int lsa_stage_commit(struct lsa_stage *s, int64_t hi, bool partial, lsa_stage_em
     if (partial && hi % s->per && rows < s->n_rows && hi / s->per >= s->base) rows++;
     if (rows == 0) return 0;
     int64_t n_jobs = rows * s->across;
-    if ((rc = reserve_jobs(s, n_jobs))) return rc;
-    s->src = s->buf, s->n_jobs = n_jobs, s->src_base = s->base;
+    if (n_jobs > s->cap_jobs) {
+        unsigned char **o = realloc(s->out, (size_t)n_jobs * sizeof *o);
+        if (o) s->out = o;
+        size_t *on = o ? realloc(s->out_n, (size_t)n_jobs * sizeof *on) : NULL;
+        if (on) s->out_n = on;
+        if (!o || !on) return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
+        for (int64_t j = s->cap_jobs; j < n_jobs; j++) s->out[j] = NULL;
+        for (int64_t j = s->cap_jobs; j < n_jobs; j++)
+            if (!(s->out[j] = malloc(s->bound))) {
+                s->cap_jobs = j;
+                return lsa_err(LSA_ENOMEM, "out of memory compressing chunks");
+            }
+        s->cap_jobs = n_jobs;
+    }
+    s->n_jobs = n_jobs;
     atomic_store(&s->next_job, 0);
     atomic_store(&s->failed, 0);
     int nt = n_jobs < s->n_threads ? (int)n_jobs : s->n_threads;
     struct job_set js[MAX_THREADS];
     for (int i = 0; i < nt; i++) js[i] = (struct job_set){.s = s, .tid = i};
     lsa_run_threads(nt, compress_jobs, js, sizeof js[0]);
-    if ((rc = emit_jobs(s, emit, ctx)) || full == 0) return rc;
-    drop_rows(s, full);
+    if (atomic_load(&s->failed)) return lsa_err(LSA_EIO, "chunk stage: deflate failed");
+    int rc = 0;
+    for (int64_t j = 0; j < n_jobs && !rc; j++) /* jobs run over the staged chunks in order */
+        rc = emit(ctx, j % s->across, s->base + j / s->across, s->out[j], s->out_n[j]);
+    if (rc || full == 0) return rc;
+    size_t row_set = (size_t)s->across * s->chunk_bytes;
+    memmove(s->buf, s->buf + (size_t)full * row_set, (size_t)(s->n_rows - full) * row_set);
+    s->base += full;
+    s->n_rows -= full;
     return 0;
 }

@@ -193,32 +193,41 @@ struct rows {
 };
 
 /* q, k, v of layer l for the rows (roped), from `in`. */
+/* Where q, k and v of a row of f->qkv (at row) are, and how far apart their heads: [q | k | v], or per
+ * head [q_h | k_h | v_h] (gpt_neox). ld: the row length. */
+struct qkv_view {
+    float *q, *k, *v;
+    int ld, q_hs, kv_hs;
+};
+
+static struct qkv_view qkv_view(const struct lsa_arch *a, float *row)
+{
+    int dh = a->d_head, q_dim = a->n_head * dh, kv_dim = a->n_head_kv * dh;
+    if (a->qkv_layout == LSA_QKV_PER_HEAD)
+        return (struct qkv_view){row, row + dh, row + 2 * dh, q_dim + 2 * kv_dim, 3 * dh, 3 * dh};
+    return (struct qkv_view){row, row + q_dim, row + q_dim + kv_dim, q_dim + 2 * kv_dim, dh, dh};
+}
+
 static void qkv_rows(struct lsa_fwd *f, int l, const float *in, const struct rows *r)
 {
     const struct lsa_arch *a = &f->m->arch;
     const struct lsa_layer_w *L = &f->m->layers[l];
-    int d = a->d_model, dh = a->d_head, q_dim = a->n_head * dh, kv_dim = a->n_head_kv * dh, ld = q_dim + 2 * kv_dim;
-    int n = r->t1 - r->t0;
-    float *h = f->h + (size_t)r->t0 * d, *qkv = f->qkv + (size_t)r->t0 * ld;
-    float *q = qkv, *k = qkv + q_dim, *v = qkv + q_dim + kv_dim;
-    int q_hs = dh, kv_hs = dh;
+    int d = a->d_model, n = r->t1 - r->t0;
+    float *h = f->h + (size_t)r->t0 * d, *row = f->qkv + (size_t)r->t0 * qkv_view(a, f->qkv).ld;
+    struct qkv_view v = qkv_view(a, row);
     lsa_ops_norm(a, &L->attn_norm, in + (size_t)r->t0 * d, h, n);
     if (a->qkv_layout == LSA_QKV_SEPARATE) {
-        linear(f, &L->q, h, d, n, q, ld);
-        linear(f, &L->k, h, d, n, k, ld);
-        linear(f, &L->v, h, d, n, v, ld);
+        linear(f, &L->q, h, d, n, v.q, v.ld);
+        linear(f, &L->k, h, d, n, v.k, v.ld);
+        linear(f, &L->v, h, d, n, v.v, v.ld);
     } else {
-        linear(f, &L->qkv, h, d, n, qkv, ld);
-        if (a->qkv_layout == LSA_QKV_PER_HEAD) { /* per head [q_h | k_h | v_h] */
-            k = qkv + dh;
-            q_hs = kv_hs = 3 * dh;
-        }
+        linear(f, &L->qkv, h, d, n, row, v.ld);
     }
     if (a->pos == LSA_POS_ROPE) {
         size_t half = (size_t)a->rope_dims / 2;
         const float *c = f->rope_cos + (size_t)r->t0 * half, *sn = f->rope_sin + (size_t)r->t0 * half;
-        lsa_ops_rope(q, ld, q_hs, a->n_head, n, a->rope_dims, c, sn);
-        lsa_ops_rope(k, ld, kv_hs, a->n_head_kv, n, a->rope_dims, c, sn);
+        lsa_ops_rope(v.q, v.ld, v.q_hs, a->n_head, n, a->rope_dims, c, sn);
+        lsa_ops_rope(v.k, v.ld, v.kv_hs, a->n_head_kv, n, a->rope_dims, c, sn);
     }
 }
 
@@ -227,18 +236,11 @@ static void qkv_rows(struct lsa_fwd *f, int l, const float *in, const struct row
 static void heads(struct lsa_fwd *f, int l, int q0, int q1, int h0, int h1, float *scores)
 {
     const struct lsa_arch *a = &f->m->arch;
-    int dh = a->d_head, q_dim = a->n_head * dh, kv_dim = a->n_head_kv * dh, ld = q_dim + 2 * kv_dim;
-    const float *q = f->qkv, *k = f->qkv + q_dim, *v = f->qkv + q_dim + kv_dim;
-    int q_hs = dh, kv_hs = dh;
-    if (a->qkv_layout == LSA_QKV_PER_HEAD) {
-        k = f->qkv + dh;
-        v = f->qkv + 2 * dh;
-        q_hs = kv_hs = 3 * dh;
-    }
-    float scale = 1.0f / sqrtf((float)dh);
+    struct qkv_view v = qkv_view(a, f->qkv);
+    float scale = 1.0f / sqrtf((float)a->d_head);
     if (a->attn_scale_by_layer) scale /= (float)(l + 1);
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, f->ctx, q_dim, q0, q1, h0, h1, a->n_head, a->n_head_kv, dh, scale,
-                      a->sliding_window, scores);
+    lsa_ops_attention(v.q, v.ld, v.q_hs, v.k, v.v, v.ld, v.kv_hs, f->ctx, a->n_head * a->d_head, q0, q1, h0, h1,
+                      a->n_head, a->n_head_kv, a->d_head, scale, a->sliding_window, scores);
 }
 
 /* MLP sub-block of layer l for the rows of f->h; result in f->mlp. */
