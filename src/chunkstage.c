@@ -148,7 +148,7 @@ static void shuffle(const unsigned char *in, unsigned char *out, size_t n_bytes,
  *   takes as long on them as on the rest: stored;
  * - the sign/exponent bytes have few symbols but few repeats either: a Huffman code alone (zlib's
  *   Z_HUFFMAN_ONLY) makes them as small as libdeflate at level 4 does, or smaller (0.698 vs 0.717 of the
- *   size on tinystories-llama-12L), in half the time (147 vs 83 MB/s);
+ *   size on tinystories-llama-12L), in 56% of the time (147 vs 83 MB/s);
  * - anything with repeats (runs of equal values): deflate at the level asked for.
  * Judged on four 2 KiB samples spread over the plane (its start alone misleads: the first tokens of a
  * chunk repeat more), so that a level keeps its meaning: never a file noticeably larger than that level's.
