@@ -57,7 +57,7 @@ struct lsa_capture {
     float *logit_buf;  /* (ctx, V) when logits are captured */
     int64_t win_start; /* token offset of the window being written (for the hook) */
     uint64_t win_hash; /* checksum of what the window stored so far */
-    uint16_t *half;    /* (ctx, d_model) f16 bits being checksummed */
+    uint16_t *half;    /* (ctx, d_model) one stored row as f16 bits, checksummed and written */
     struct resume res;
     double next_flush; /* monotonic seconds of the next checkpoint */
 };

@@ -439,7 +439,7 @@ static void *head_blocks(void *arg)
     return NULL;
 }
 
-static int run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct lsa_fwd_request *req, bool split)
+static int run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct lsa_fwd_request *req)
 {
     const struct lsa_model *m = f->m;
     const struct lsa_arch *a = &m->arch;
@@ -499,11 +499,11 @@ static int run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct lsa
     lsa_ops_norm(a, &m->final_norm, f->x, f->h, T);
     if ((rc = report(req, LSA_PT_FINAL_NORM, -1, f->h, T, d))) return rc;
     if (!req->nll && !req->top_ids && !req->logits) return 0;
-    int nt = split ? f->n_split : 1;
+    int nt = f->cur_split;
     struct head_part parts[LSA_MAX_THREADS];
     for (int i = 0; i < nt; i++)
         parts[i] = (struct head_part){.f = f, .tokens = tokens, .T = T, .req = req, .tid = i, .n = nt};
-    if (split) lsa_pool_run(f->pool, head_blocks, parts, sizeof parts[0]);
+    if (nt > 1) lsa_pool_run(f->pool, head_blocks, parts, sizeof parts[0]);
     else head_blocks(parts);
     return 0;
 }
@@ -522,7 +522,7 @@ int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct ls
     bool split = f->cur_split > 1;
     /* split rows call one-thread GEMMs side by side; OpenBLAS's own threads would only contend */
     int was = split ? lsa_ops_blas_threads(1) : 0;
-    int rc = run(f, tokens, T, req, split);
+    int rc = run(f, tokens, T, req);
     if (split) lsa_ops_blas_threads(was);
     return rc;
 }

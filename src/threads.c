@@ -149,8 +149,6 @@ void lsa_pool_free(struct lsa_pool *p)
     free(p);
 }
 
-int lsa_pool_size(const struct lsa_pool *p) { return p->n; }
-
 void lsa_pool_run(struct lsa_pool *p, void *(*fn)(void *), void *args, size_t size)
 {
     p->fn = fn, p->args = args, p->size = size;

@@ -26,8 +26,7 @@ void lsa_run_threads(int n, void *(*fn)(void *), void *args, size_t size);
 struct lsa_pool;
 struct lsa_pool *lsa_pool_new(int n);
 void lsa_pool_free(struct lsa_pool *p);
-int lsa_pool_size(const struct lsa_pool *p);
-/* As lsa_run_threads with n = lsa_pool_size(p): fn(args + i * size) on the caller (i = 0) and each thread. */
+/* As lsa_run_threads with the pool's n: fn(args + i * size) on the caller (i = 0) and each thread. */
 void lsa_pool_run(struct lsa_pool *p, void *(*fn)(void *), void *args, size_t size);
 
 #endif
