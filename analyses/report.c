@@ -210,10 +210,12 @@ void lsa_report_abort(struct lsa_report *r)
 
 /* ------------------------------------------------------------------ the sections */
 
-/* A table builder over fixed-size cells. */
+/* A table builder over fixed-size cells, wide enough for two point names and an arrow
+ * ("blocks.10.hook_resid_post → blocks.11.hook_resid_post"); a longer cell is cut. */
+#define TABLE_CELL 96
 struct table {
     int rows, cols;
-    char cell[32][6][48];
+    char cell[32][6][TABLE_CELL];
     const char *ptr[32 * 6];
 };
 
@@ -222,7 +224,7 @@ static void trow(struct table *t, const char *fmt, ...)
 {
     /* fmt holds the row's cells separated by '|' */
     if (t->rows >= 32) return;
-    char buf[6 * 48];
+    char buf[6 * TABLE_CELL];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
@@ -232,7 +234,7 @@ static void trow(struct table *t, const char *fmt, ...)
         char *bar = strchr(s, '|');
         if (bar) *bar = 0;
         size_t len = strlen(s) < sizeof t->cell[0][0] ? strlen(s) : sizeof t->cell[0][0] - 1;
-        memcpy(t->cell[t->rows][c], s, len); /* cells are short by construction; a long one is cut */
+        memcpy(t->cell[t->rows][c], s, len);
         t->cell[t->rows][c][len] = 0;
         s = bar ? bar + 1 : s + strlen(s);
     }

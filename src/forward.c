@@ -381,8 +381,7 @@ static int block(struct lsa_fwd *f, const struct lsa_plan *plan, int pos, const 
 static void row_stats(const float *r, int V, int target, float *nll, int top_k, int32_t *top)
 {
     if (nll) {
-        float mx = -INFINITY;
-        for (int j = 0; j < V; j++) mx = r[j] > mx ? r[j] : mx;
+        float mx = lsa_vmax(r, (size_t)V);
         double s = lsa_vexp_sum(r, (size_t)V, mx); /* terms in float, the sum in double */
         *nll = (float)(log(s) + mx - r[target]);
     }

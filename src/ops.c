@@ -98,13 +98,11 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
                 int i = i0 + r;
                 float *row = scores + (size_t)r * nk;
                 int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0, hi = i - k0; /* keys lo..hi */
-                float mx = -INFINITY;
-                for (int j = lo; j <= hi; j++) mx = row[j] > mx ? row[j] : mx;
-                double sum = lsa_vexp_shift(row + lo, (size_t)(hi - lo + 1), mx);
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j < lo; j++) row[j] = 0;
-                for (int j = lo; j <= hi; j++) row[j] *= inv;
-                for (int j = hi + 1; j < nk; j++) row[j] = 0;
+                size_t n = (size_t)(hi - lo + 1);
+                double sum = lsa_vexp_shift(row + lo, n, lsa_vmax(row + lo, n));
+                lsa_vscale(row + lo, n, (float)(1.0 / sum));
+                memset(row, 0, (size_t)lo * sizeof *row);
+                memset(row + hi + 1, 0, (size_t)(nk - hi - 1) * sizeof *row);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, d_head, nk, 1.0f, scores, nk,
                         v + (size_t)k0 * ldkv + (size_t)kh * kv_hs, ldkv, 0.0f,

@@ -12,6 +12,10 @@
 double lsa_vexp_shift(float *x, size_t n, float shift);
 /* The sum of expf(x[i] - shift) (in double), x unchanged. */
 double lsa_vexp_sum(const float *x, size_t n, float shift);
+/* The largest x[i], n >= 1 (NaN is not looked for: check_finite in the forward reports it). */
+float lsa_vmax(const float *x, size_t n);
+/* x[i] *= s. */
+void lsa_vscale(float *x, size_t n, float s);
 /* x[i] = act(x[i]). */
 void lsa_vact(enum lsa_act_kind act, float *x, size_t n);
 /* x[i] = act(x[i]) * y[i]. */

@@ -127,6 +127,13 @@ def main():
         check(all(a >= 0 for a in at) and at == sorted(at), f"report.pdf sections in order: {list(zip(heads, at))}")
         check("Most redundant blocks" in txt and "Most and least damaging deletions" in txt, "report.pdf key tables")
         md = open(os.path.join(out, "report.md")).read()
+        # the neighbouring-points table names whole points (its cells once cut "blocks.1.hook_resid_post" short)
+        with h5py.File(os.path.join(out, "results.h5"), "r") as f:
+            names = [x.decode() if isinstance(x, bytes) else str(x) for x in f["similarity"].attrs["points"]]
+        tab = md.split("**Neighbouring points**", 1)[-1].split("\n\n", 2)[1].splitlines()[2:]
+        pairs = [row.split("|")[1].strip().split(" \u2192 ") for row in tab]
+        want = [[names[i], names[i + 1]] for i in range(len(pairs))]
+        check(len(pairs) >= 3 and pairs == want, f"neighbouring points table names {pairs[:2]}, want {want[:2]}")
         n_figs = len([x for x in os.listdir(figs) if x.endswith(".png")])
         check(md.count("](figures/") == n_figs, f"report.md lists {md.count('](figures/')} of {n_figs} figures")
         leftovers = [x for x in os.listdir(out) + os.listdir(figs) if "partial" in x]
