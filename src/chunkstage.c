@@ -11,12 +11,12 @@
 
 #include "threads.h"
 
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #define MAX_THREADS LSA_MAX_THREADS
 
@@ -28,8 +28,7 @@ struct job_set {
 /* A compressing thread's own coders and scratch. */
 struct slot {
     struct libdeflate_compressor *comp;
-    z_stream z; /* raw deflate, Huffman codes only */
-    bool z_ok;
+    unsigned char *isal_buf; /* (ISAL_DEF_LVL1_DEFAULT) ISA-L's level 1 tables */
     unsigned char *scratch; /* (chunk_bytes) the shuffled chunk */
 };
 
@@ -59,7 +58,7 @@ void lsa_stage_free(struct lsa_stage *s)
     for (int i = 0; i < MAX_THREADS; i++) {
         struct slot *sl = &s->slot[i];
         if (sl->comp) libdeflate_free_compressor(sl->comp);
-        if (sl->z_ok) deflateEnd(&sl->z);
+        free(sl->isal_buf);
         free(sl->scratch);
     }
     for (int64_t j = 0; j < s->cap_jobs; j++) free(s->out[j]);
@@ -85,17 +84,18 @@ struct lsa_stage *lsa_stage_new(size_t elem, size_t row_bytes, int64_t per, int6
     s->n_threads = lsa_cores();
     for (int i = 0; i < s->n_threads; i++) {
         struct slot *sl = &s->slot[i];
-        sl->z_ok = deflateInit2(&sl->z, 1, Z_DEFLATED, -15, 8, Z_HUFFMAN_ONLY) == Z_OK;
-        if (!sl->z_ok || !(sl->comp = libdeflate_alloc_compressor(level)) || !(sl->scratch = malloc(s->chunk_bytes))) {
+        if (!(sl->isal_buf = malloc(ISAL_DEF_LVL1_DEFAULT)) || !(sl->comp = libdeflate_alloc_compressor(level)) ||
+            !(sl->scratch = malloc(s->chunk_bytes))) {
             lsa_stage_free(s);
             lsa_err(LSA_ENOMEM, "out of memory");
             return NULL;
         }
     }
-    /* room for a stream of stored planes and a deflated rest (zlib_planes), by either coder */
+    /* room for a stream of stored planes and a deflated rest (zlib_planes), by either coder (ISA-L's
+     * stateless output is at most the input plus its stored blocks' headers) */
     size_t lb = libdeflate_zlib_compress_bound(s->slot[0].comp, s->chunk_bytes);
-    size_t zb = deflateBound(&s->slot[0].z, (uLong)s->chunk_bytes) + 6;
-    s->bound = (lb > zb ? lb : zb) + 5 * (s->chunk_bytes / 65535 + 1) + 16;
+    size_t ib = s->chunk_bytes + 5 * (s->chunk_bytes / 65535 + 1) + 16;
+    s->bound = (lb > ib ? lb : ib) + 5 * (s->chunk_bytes / 65535 + 1) + 16;
     return s;
 }
 
@@ -146,22 +146,26 @@ static void shuffle(const unsigned char *in, unsigned char *out, size_t n_bytes,
  * How a byte plane is best coded. Activations' planes are of three kinds (bench/RESULTS.md):
  * - the low mantissa bytes are nearly noise: deflate saves ~6% on them, by its Huffman codes alone, and
  *   takes as long on them as on the rest: stored;
- * - the sign/exponent bytes have few symbols but few repeats either: a Huffman code alone (zlib's
- *   Z_HUFFMAN_ONLY) makes them as small as libdeflate at level 4 does, or smaller (0.698 vs 0.717 of the
- *   size on tinystories-llama-12L), in 56% of the time (147 vs 83 MB/s);
+ * - the sign/exponent bytes have few symbols but few repeats either: their Huffman code is all of the
+ *   gain, and ISA-L's level 1 (a fast matcher, codes made for the data) makes them as small as libdeflate
+ *   at level 4 does, or smaller (0.693 vs 0.712 of the size on tinystories-llama-12L), 5x as fast (404
+ *   vs 82 MB/s; zlib's Huffman codes alone, used before: 0.697 at 147 MB/s);
  * - anything with repeats (runs of equal values): deflate at the level asked for.
  * Judged on four 2 KiB samples spread over the plane (its start alone misleads: the first tokens of a
  * chunk repeat more), so that a level keeps its meaning: never a file noticeably larger than that level's.
  */
-enum coding { CODE_DEFLATE, CODE_HUFFMAN, CODE_STORED };
+enum coding { CODE_DEFLATE, CODE_FAST, CODE_STORED };
 
-/* zlib's raw deflate of in with Huffman codes only (one final block set); 0 when out is too small. */
-static size_t huffman_only(z_stream *z, const unsigned char *in, size_t n, unsigned char *out, size_t cap)
+/* ISA-L's raw deflate of in at its level 1 (the last block final); 0 when out is too small. */
+static size_t fast_deflate(struct slot *sl, const unsigned char *in, size_t n, unsigned char *out, size_t cap)
 {
-    if (deflateReset(z) != Z_OK) return 0;
-    z->next_in = (unsigned char *)in, z->avail_in = (uInt)n;
-    z->next_out = out, z->avail_out = (uInt)cap;
-    return deflate(z, Z_FINISH) == Z_STREAM_END ? (size_t)z->total_out : 0;
+    struct isal_zstream z;
+    isal_deflate_stateless_init(&z);
+    z.level = 1, z.level_buf = sl->isal_buf, z.level_buf_size = ISAL_DEF_LVL1_DEFAULT;
+    z.gzip_flag = IGZIP_DEFLATE, z.end_of_stream = 1, z.flush = NO_FLUSH;
+    z.next_in = (uint8_t *)in, z.avail_in = (uint32_t)n;
+    z.next_out = out, z.avail_out = (uint32_t)cap;
+    return isal_deflate_stateless(&z) == COMP_OK ? (size_t)z.total_out : 0;
 }
 
 static enum coding plane_coding(struct slot *sl, const unsigned char *p, size_t n)
@@ -172,28 +176,28 @@ static enum coding plane_coding(struct slot *sl, const unsigned char *p, size_t 
     for (int k = 0; k < PIECES; k++) memcpy(sample + k * PIECE, p + (n - PIECE) / (PIECES - 1) * (size_t)k, PIECE);
     size_t level = libdeflate_deflate_compress(sl->comp, sample, sizeof sample, tmp, sizeof tmp);
     if (level == 0 || level * 100 >= sizeof sample * 92) return CODE_STORED;
-    size_t huff = huffman_only(&sl->z, sample, sizeof sample, tmp, sizeof tmp);
-    return huff && huff * 100 <= level * 101 ? CODE_HUFFMAN : CODE_DEFLATE;
+    size_t fast = fast_deflate(sl, sample, sizeof sample, tmp, sizeof tmp);
+    return fast && fast * 100 <= level * 101 ? CODE_FAST : CODE_DEFLATE;
 }
 
-static _Atomic int64_t planes_stored, planes_huffman;
+static _Atomic int64_t planes_stored, planes_fast;
 
 int64_t lsa_stage_stored_planes(void) { return planes_stored; }
-int64_t lsa_stage_huffman_planes(void) { return planes_huffman; }
+int64_t lsa_stage_fast_planes(void) { return planes_fast; }
 
 /* A zlib stream of the shuffled chunk: its leading stored planes in stored blocks, the rest in one raw
- * deflate stream (Huffman codes only when every plane of it is best so), then the Adler-32. */
+ * deflate stream (ISA-L's when every plane of it is best so), then the Adler-32. */
 static size_t zlib_planes(struct slot *sl, const unsigned char *in, size_t n_bytes, size_t elem, unsigned char *out,
                           size_t cap)
 {
     size_t plane = n_bytes / elem, stored = 0;
     while (stored < n_bytes && plane_coding(sl, in + stored, plane) == CODE_STORED) stored += plane;
-    bool huffman = stored < n_bytes;
-    for (size_t at = stored; at < n_bytes && huffman; at += plane)
-        huffman = plane_coding(sl, in + at, plane) == CODE_HUFFMAN;
-    if (stored == 0 && !huffman) return libdeflate_zlib_compress(sl->comp, in, n_bytes, out, cap);
+    bool fast = stored < n_bytes;
+    for (size_t at = stored; at < n_bytes && fast; at += plane)
+        fast = plane_coding(sl, in + at, plane) == CODE_FAST;
+    if (stored == 0 && !fast) return libdeflate_zlib_compress(sl->comp, in, n_bytes, out, cap);
     planes_stored += (int64_t)(stored / plane);
-    if (huffman) planes_huffman += (int64_t)((n_bytes - stored) / plane);
+    if (fast) planes_fast += (int64_t)((n_bytes - stored) / plane);
     size_t at = 0;
     if (cap < 2 + 5 * (stored / 65535 + 1) + stored + 4) return 0;
     out[at++] = 0x78, out[at++] = 0x9c; /* deflate, 32K window; (0x78 << 8 | 0x9c) % 31 == 0 */
@@ -207,9 +211,8 @@ static size_t zlib_planes(struct slot *sl, const unsigned char *in, size_t n_byt
         at += len, done += len;
     }
     if (stored < n_bytes) { /* a raw deflate stream starts on a byte boundary, its last block final */
-        size_t got = huffman
-                         ? huffman_only(&sl->z, in + stored, n_bytes - stored, out + at, cap - at - 4)
-                         : libdeflate_deflate_compress(sl->comp, in + stored, n_bytes - stored, out + at, cap - at - 4);
+        size_t got = fast ? fast_deflate(sl, in + stored, n_bytes - stored, out + at, cap - at - 4)
+                          : libdeflate_deflate_compress(sl->comp, in + stored, n_bytes - stored, out + at, cap - at - 4);
         if (got == 0) return 0;
         at += got;
     }

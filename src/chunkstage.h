@@ -9,7 +9,7 @@
  * caller to store as raw chunks (H5Dwrite_chunk in h5.c). Readers see an ordinary shuffle + deflate
  * dataset. Each byte plane of a shuffled chunk is coded the fastest way that keeps it as small as deflate
  * at the level asked for: the low mantissa bytes of activations, noise, in stored blocks; their exponent
- * bytes in Huffman codes alone (zlib); anything with repeats by libdeflate at that level.
+ * bytes by ISA-L's fast level 1; anything with repeats by libdeflate at that level.
  *
  * Geometry: slices a = 0..across-1 (the leading axis of a 3-D dataset; 1 for a 2-D one), rows t = 0, 1,
  * ... along the growing axis, row_bytes per row (the last axis, whole), per rows per chunk.
@@ -45,9 +45,9 @@ int lsa_stage_commit(struct lsa_stage *s, int64_t hi, bool partial, lsa_stage_em
 /* The highest hi committed so far. */
 int64_t lsa_stage_committed(const struct lsa_stage *s);
 
-/* Planes of shuffled chunks stored rather than deflated, and coded with Huffman codes only, so far in this
- * process (for tests). */
+/* Planes of shuffled chunks stored rather than deflated, and coded by ISA-L's level 1 rather than at the
+ * level asked for, so far in this process (for tests). */
 int64_t lsa_stage_stored_planes(void);
-int64_t lsa_stage_huffman_planes(void);
+int64_t lsa_stage_fast_planes(void);
 
 #endif
