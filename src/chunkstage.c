@@ -136,6 +136,15 @@ static void shuffle(const unsigned char *in, unsigned char *out, size_t n_bytes,
         memcpy(out, in, n_bytes);
         return;
     }
+    if (elem == 2) { /* float16, what captures store: the loop vectorised (byte gathers were 2% of a capture) */
+        unsigned char *lo = out, *hi = out + n;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            lo[i] = in[2 * i];
+            hi[i] = in[2 * i + 1];
+        }
+        return;
+    }
     for (size_t j = 0; j < elem; j++) {
         unsigned char *o = out + j * n;
         for (size_t i = 0; i < n; i++) o[i] = in[i * elem + j];
