@@ -28,18 +28,14 @@ void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const fl
         const float *xr = x + (size_t)t * d;
         float *yr = y + (size_t)t * d;
         if (a->norm == LSA_NORM_RMS) {
-            double ss = 0;
-            for (int i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
+            double ss = lsa_vsumsq(xr, (size_t)d, 0.0);
             float r = (float)(1.0 / sqrt(ss / d + a->norm_eps));
             for (int i = 0; i < d; i++) {
                 float v = xr[i] * r;
                 yr[i] = a->norm_plus_one ? v * (1.0f + w->w[i]) : w->w[i] * v;
             }
         } else {
-            double s = 0, ss = 0;
-            for (int i = 0; i < d; i++) s += xr[i];
-            double mean = s / d;
-            for (int i = 0; i < d; i++) ss += (xr[i] - mean) * (xr[i] - mean);
+            double mean = lsa_vsum(xr, (size_t)d) / d, ss = lsa_vsumsq(xr, (size_t)d, mean);
             double r = 1.0 / sqrt(ss / d + a->norm_eps);
             for (int i = 0; i < d; i++) {
                 float v = (float)((xr[i] - mean) * r);
@@ -123,7 +119,4 @@ int lsa_ops_blas_threads(int n)
     return was;
 }
 
-void lsa_ops_add(float *y, const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
+void lsa_ops_add(float *y, const float *x, size_t n) { lsa_vadd(y, x, n); }

@@ -14,8 +14,13 @@ double lsa_vexp_shift(float *x, size_t n, float shift);
 double lsa_vexp_sum(const float *x, size_t n, float shift);
 /* The largest x[i], n >= 1 (NaN is not looked for: check_finite in the forward reports it). */
 float lsa_vmax(const float *x, size_t n);
+/* The sum of x[i], and of (x[i] - mean)², in double. */
+double lsa_vsum(const float *x, size_t n);
+double lsa_vsumsq(const float *x, size_t n, double mean);
 /* x[i] *= s. */
 void lsa_vscale(float *x, size_t n, float s);
+/* y[i] += x[i]. */
+void lsa_vadd(float *y, const float *x, size_t n);
 /* x[i] = act(x[i]). */
 void lsa_vact(enum lsa_act_kind act, float *x, size_t n);
 /* x[i] = act(x[i]) * y[i]. */
