@@ -377,7 +377,6 @@ static int load_hf(struct lsa_model *m, enum lsa_widen widen)
     return rc;
 }
 
-/* Load name; tokenizer (a llama2.c tokenizer.bin) only for .bin checkpoints. */
 /* t (cols, rows) = w (rows, cols)ᵀ, in blocks that keep both sides in cache. */
 static void transpose(const float *w, size_t rows, size_t cols, float *t)
 {
@@ -445,6 +444,7 @@ static int transpose_linears(struct lsa_model *m)
     return 0;
 }
 
+/* Load name; tokenizer (a llama2.c tokenizer.bin) only for .bin checkpoints. */
 static struct lsa_model *load(const char *name, const char *tokenizer, enum lsa_widen widen)
 {
     char path[PATH_MAX];

@@ -1,12 +1,14 @@
 /*
- * vmath.c — the transcendental loops of the forward (softmax exponentials, activations), written so that
- * GCC turns them into calls to glibc's vector math library (libmvec: expf, erff, tanhf 4, 8 or 16 floats
- * at a time, within 1-4 ulp of the scalar functions) instead of one libm call per float.
+ * vmath.c — the forward's loops that GCC vectorises only with -ffast-math: the transcendental ones
+ * (softmax exponentials, activations), which it turns into calls to glibc's vector math library (libmvec:
+ * expf, erff, tanhf 4, 8 or 16 floats at a time, within 1-4 ulp of the scalar functions) instead of one
+ * libm call per float, and the reductions and adds around them (max, sums, scaling, residual adds).
  *
  * That needs -ffast-math on this file (CMakeLists.txt: glibc declares the vector variants only under
  * __FAST_MATH__) and a vectorising -O level; target_clones builds AVX-512, AVX2 and baseline copies picked
- * at load time. Nothing here compares or tests for NaN, which -ffast-math would assume away: NaN and Inf
- * flow through the arithmetic as they would without it. Sums are in double, as the scalar code had them.
+ * at load time. Nothing here tests for NaN, which -ffast-math would assume away: NaN and Inf flow through
+ * the arithmetic (a NaN in a softmax row makes the row NaN, with or without it; the forward's check_finite
+ * reports it). Sums are in double, as the scalar code had them, in a different order.
  * With another compiler (clang in the fuzz build) the same loops are simply scalar.
  */
 #include "vmath.h"

@@ -1,5 +1,6 @@
 /*
- * vmath.h — vectorised exponentials and activations for the forward (private to src/; vmath.c says how).
+ * vmath.h — vectorised exponentials, activations, reductions and adds for the forward (private to src/;
+ * vmath.c says how).
  */
 #ifndef LSA_VMATH_H
 #define LSA_VMATH_H
