@@ -3,7 +3,7 @@
 # they are all present already.
 set -euo pipefail
 pkgs=(build-essential make cmake pkg-config git libhdf5-dev hdf5-tools libcairo2-dev libopenblas-dev zlib1g-dev
-      libcjson-dev libpcre2-dev libdeflate-dev libisal-dev python3-h5py python3-numpy poppler-utils fonts-dejavu-core
+      libcjson-dev libpcre2-dev libdeflate-dev libisal-dev libdnnl-dev python3-h5py python3-numpy poppler-utils fonts-dejavu-core
       clang libclang-rt-14-dev libomp-14-dev)  # the last three: the fuzz targets (tests/fuzz/run.sh, in CI)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -36,6 +36,7 @@ struct lsa_fwd {
     float *qkv;    /* (T, q_dim + 2 kv_dim) */
     float *ctx;    /* (T, q_dim) attention heads concatenated */
     float *ff;     /* (T, 2 d_ff) [gate | up] */
+    float *act;    /* (T, d_ff) gate·up in dense rows for a packed down, or NULL */
     float *scores; /* (n_split, LSA_ATTN_BLOCK, T) */
     float *logits; /* (n_split, LOGIT_BLOCK, n_vocab) */
     int n_split;   /* > 1: a window's rows may be split among this many threads (lsa_fwd_split) */
@@ -113,6 +114,7 @@ struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tok)
     f->qkv = alloc_f(T * (q_dim + 2 * kv_dim), &fail);
     f->ctx = alloc_f(T * q_dim, &fail);
     f->ff = alloc_f(T * 2 * (size_t)a->d_ff, &fail);
+    if (a->gated_mlp && m->layers[0].down.packed) f->act = alloc_f(T * (size_t)a->d_ff, &fail);
     f->n_split = split_threads(m, &f->split_forced);
     if (f->n_split > 1 && !(f->pool = lsa_pool_new(f->n_split))) f->n_split = 1; /* then OpenBLAS's threads */
     size_t ns = (size_t)(f->n_split > 1 ? f->n_split : 1);
@@ -151,7 +153,7 @@ void lsa_fwd_free(struct lsa_fwd *f)
 {
     if (!f) return;
     float *bufs[] = {f->x,   f->x_in, f->acc,    f->h,      f->mid,      f->attn,     f->mlp, f->qkv,
-                     f->ctx, f->ff,   f->scores, f->logits, f->rope_cos, f->rope_sin, f->wbuf};
+                     f->ctx, f->ff,   f->scores, f->logits, f->rope_cos, f->rope_sin, f->wbuf, f->act};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     lsa_pool_free(f->pool);
     free(f);
@@ -216,7 +218,7 @@ static void qkv_rows(struct lsa_fwd *f, int l, const float *in, const struct row
     float *h = f->h + (size_t)r->t0 * d, *row = f->qkv + (size_t)r->t0 * qkv_view(a, f->qkv).ld;
     struct qkv_view v = qkv_view(a, row);
     lsa_ops_norm(a, &L->attn_norm, in + (size_t)r->t0 * d, h, n);
-    if (a->qkv_layout == LSA_QKV_SEPARATE) {
+    if (a->qkv_layout == LSA_QKV_SEPARATE && !L->qkv.packed) { /* packed: q, k, v stacked (model.c) */
         linear(f, &L->q, h, d, n, v.q, v.ld);
         linear(f, &L->k, h, d, n, v.k, v.ld);
         linear(f, &L->v, h, d, n, v.v, v.ld);
@@ -252,7 +254,7 @@ static void mlp_rows(struct lsa_fwd *f, int l, const struct rows *r)
     const float *h = f->h + (size_t)r->t0 * d;
     float *buf = f->ff + (size_t)r->t0 * ldf, *out = f->mlp + (size_t)r->t0 * d;
     if (a->gated_mlp) {
-        if (a->gate_up_fused) {
+        if (a->gate_up_fused || L->gate_up.packed) { /* packed: gate and up stacked (model.c) */
             linear(f, &L->gate_up, h, d, n, buf, ldf);
         } else {
             linear(f, &L->gate, h, d, n, buf, ldf);
@@ -262,6 +264,12 @@ static void mlp_rows(struct lsa_fwd *f, int l, const struct rows *r)
     } else {
         linear(f, &L->up, h, d, n, buf, ldf);
         lsa_ops_act(a->act, buf, n, ff, ldf);
+    }
+    if (L->down.packed && f->act) { /* oneDNN's fast kernels read dense rows only */
+        float *act = f->act + (size_t)r->t0 * ff;
+        for (int t = 0; t < n; t++) memcpy(act + (size_t)t * ff, buf + (size_t)t * ldf, (size_t)ff * sizeof *act);
+        linear(f, &L->down, act, ff, n, out, d);
+        return;
     }
     linear(f, &L->down, buf, ldf, n, out, d);
 }

@@ -239,13 +239,13 @@ int lsa_llama2c_model_load(struct lsa_model *m, const char *tokenizer)
         if ((rc = lsa_rope_unpermute(q, c.n_heads, a->d_head, d)) ||
             (rc = lsa_rope_unpermute(k, c.n_kv_heads, a->d_head, d)))
             return rc;
-        Y->q = (struct lsa_linear){{.f32 = q}, NULL, c.dim, c.dim, false};
-        Y->k = (struct lsa_linear){{.f32 = k}, NULL, c.dim, (int)kv, false};
-        Y->v = (struct lsa_linear){{.f32 = wv + l * kv * d}, NULL, c.dim, (int)kv, false};
-        Y->o = (struct lsa_linear){{.f32 = wo + l * d * d}, NULL, c.dim, c.dim, false};
-        Y->gate = (struct lsa_linear){{.f32 = w1 + l * ff * d}, NULL, c.dim, c.hidden_dim, false};
-        Y->down = (struct lsa_linear){{.f32 = w2 + l * d * ff}, NULL, c.hidden_dim, c.dim, false};
-        Y->up = (struct lsa_linear){{.f32 = w3 + l * ff * d}, NULL, c.dim, c.hidden_dim, false};
+        Y->q = (struct lsa_linear){{.f32 = q}, NULL, c.dim, c.dim, false, NULL};
+        Y->k = (struct lsa_linear){{.f32 = k}, NULL, c.dim, (int)kv, false, NULL};
+        Y->v = (struct lsa_linear){{.f32 = wv + l * kv * d}, NULL, c.dim, (int)kv, false, NULL};
+        Y->o = (struct lsa_linear){{.f32 = wo + l * d * d}, NULL, c.dim, c.dim, false, NULL};
+        Y->gate = (struct lsa_linear){{.f32 = w1 + l * ff * d}, NULL, c.dim, c.hidden_dim, false, NULL};
+        Y->down = (struct lsa_linear){{.f32 = w2 + l * d * ff}, NULL, c.hidden_dim, c.dim, false, NULL};
+        Y->up = (struct lsa_linear){{.f32 = w3 + l * ff * d}, NULL, c.dim, c.hidden_dim, false, NULL};
     }
 
     char found[PATH_MAX + 32];

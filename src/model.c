@@ -8,6 +8,7 @@
 #include "lsa/gguf.h"
 #include "lsa/llama2c.h"
 #include "model_impl.h"
+#include "packed.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -407,27 +408,91 @@ static int transpose_linear(struct lsa_model *m, struct lsa_linear *l)
 }
 
 /*
- * A small model's linear layers stored as (n_in, n_out), the layout OpenBLAS packs fastest. It packs the
- * weights at every GEMM call, and in the split forward of a model with d_model 128 at T = 128 the packing
- * was a fifth of the time; (n_in, n_out) makes those GEMMs 4-18% faster, that forward 5-9%
- * (bench/RESULTS.md). At d_model 512 and above the gain is within noise (0-4%) and the copy costs time at
- * load (0.34 s at 512, 6.6 s at 2048). Float32 weights in memory only (not a lazily widened model), while
- * the copies take under an eighth of the memory.
+ * A small model's linear layers packed once for oneDNN (src/packed.h), or where it has no fast kernel,
+ * stored as (n_in, n_out), the layout OpenBLAS packs fastest. OpenBLAS packs the weights at every GEMM
+ * call, and in the split forward of a model with d_model 128 at T = 128 that packing was a fifth of the
+ * time; (n_in, n_out) makes those GEMMs 4-18% faster, that forward 5-9%, and oneDNN's packed weights more
+ * (bench/RESULTS.md). At d_model 512 and above the transposition gains within noise (0-4%) and costs time
+ * at load (0.34 s at 512, 6.6 s at 2048). Float32 weights in memory only (not a lazily widened model),
+ * while the copies take under an eighth of the memory. LSA_ONEDNN=0 keeps every layer with OpenBLAS.
  */
-#define TRANSPOSE_MAX_D 256
+#define SMALL_MAX_D 256
 
 enum { LAYER_LINEARS = 9 };
+
+/* Every linear of a layer, bound or not. */
+static void layer_linears(struct lsa_layer_w *L, struct lsa_linear *li[LAYER_LINEARS])
+{
+    struct lsa_linear *all[LAYER_LINEARS] = {&L->qkv, &L->q, &L->k, &L->v, &L->o, &L->gate_up, &L->gate, &L->up, &L->down};
+    memcpy(li, all, sizeof all);
+}
 
 /* A layer's linears that are float32 in memory and (n_out, n_in), NULL for the others. */
 static void plain_linears(struct lsa_layer_w *L, struct lsa_linear *li[LAYER_LINEARS])
 {
-    struct lsa_linear *all[LAYER_LINEARS] = {&L->qkv, &L->q, &L->k, &L->v, &L->o, &L->gate_up, &L->gate, &L->up, &L->down};
-    for (int k = 0; k < LAYER_LINEARS; k++) li[k] = all[k]->w.f32 && !all[k]->in_out ? all[k] : NULL;
+    layer_linears(L, li);
+    for (int k = 0; k < LAYER_LINEARS; k++)
+        if (!li[k]->w.f32 || li[k]->in_out) li[k] = NULL;
 }
 
-static int transpose_linears(struct lsa_model *m)
+/* l packed for oneDNN when it is float32 in memory, (n_out, n_in) and without bias (added after a GEMM,
+ * it would be one more pass) */
+static void pack_linear(struct lsa_linear *l)
 {
-    if (m->lazy || !m->layers || m->arch.d_model > TRANSPOSE_MAX_D) return 0;
+    if (l->w.f32 && !l->in_out && !l->b && !l->packed) l->packed = lsa_packed_new(l->w.f32, l->n_in, l->n_out, false);
+}
+
+/* Separate linears a, b, c (c may be NULL) with the same inputs, stacked into one (fused) when all can be
+ * packed, so that their GEMM writes dense rows: oneDNN's fast kernels take no strided output. */
+static int pack_stacked(struct lsa_model *m, struct lsa_linear *fused, struct lsa_linear *a, struct lsa_linear *b,
+                        struct lsa_linear *c)
+{
+    struct lsa_linear *part[3] = {a, b, c};
+    int n_out = 0, n_in = a->n_in;
+    for (int i = 0; i < 3 && part[i]; i++) {
+        if (!part[i]->w.f32 || part[i]->in_out || part[i]->b || part[i]->n_in != n_in) return 0;
+        n_out += part[i]->n_out;
+    }
+    float *w = lsa_model_alloc(m, (size_t)n_out * n_in);
+    if (!w) return LSA_ENOMEM;
+    size_t at = 0;
+    for (int i = 0; i < 3 && part[i]; i++) {
+        memcpy(w + at, part[i]->w.f32, (size_t)part[i]->n_out * n_in * sizeof *w);
+        at += (size_t)part[i]->n_out * n_in;
+    }
+    struct lsa_packed *p = lsa_packed_new(w, n_in, n_out, false);
+    if (p) *fused = (struct lsa_linear){{.f32 = w}, NULL, n_in, n_out, false, p};
+    return 0;
+}
+
+/* A layer's linears packed for oneDNN where it has fast kernels for them (src/packed.h): q, k, v stacked
+ * into qkv, gate and up into gate_up (the forward runs a packed fused one in place of the separate ones). */
+static int pack_layer(struct lsa_model *m, struct lsa_layer_w *L)
+{
+    int rc = 0;
+    if (L->qkv.w.f32) pack_linear(&L->qkv);
+    else if (L->q.w.f32) rc = pack_stacked(m, &L->qkv, &L->q, &L->k, &L->v);
+    if (m->arch.gated_mlp) {
+        if (L->gate_up.w.f32) pack_linear(&L->gate_up);
+        else if (!rc && L->gate.w.f32) rc = pack_stacked(m, &L->gate_up, &L->gate, &L->up, NULL);
+    } else {
+        pack_linear(&L->up);
+    }
+    pack_linear(&L->o);
+    pack_linear(&L->down);
+    return rc;
+}
+
+/* Whether l is one of the separate linears that a packed fused one replaces in the forward. */
+static bool superseded(const struct lsa_layer_w *L, const struct lsa_linear *l)
+{
+    return (L->qkv.packed && (l == &L->q || l == &L->k || l == &L->v)) ||
+           (L->gate_up.packed && (l == &L->gate || l == &L->up));
+}
+
+static int small_model_linears(struct lsa_model *m)
+{
+    if (m->lazy || !m->layers || m->arch.d_model > SMALL_MAX_D) return 0;
     struct lsa_linear *li[LAYER_LINEARS];
     double bytes = 0, budget = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 8;
     for (int i = 0; i < m->arch.n_layer; i++) {
@@ -436,10 +501,14 @@ static int transpose_linears(struct lsa_model *m)
             if (li[k]) bytes += 4.0 * li[k]->n_in * li[k]->n_out;
     }
     if (bytes > budget) return 0;
+    const char *env = getenv("LSA_ONEDNN");
+    bool pack = !env || strcmp(env, "0") != 0;
     for (int i = 0; i < m->arch.n_layer; i++) {
-        plain_linears(&m->layers[i], li);
+        struct lsa_layer_w *L = &m->layers[i];
+        if (pack && pack_layer(m, L)) return LSA_ENOMEM;
+        plain_linears(L, li);
         for (int k = 0; k < LAYER_LINEARS; k++)
-            if (li[k] && transpose_linear(m, li[k])) return LSA_ENOMEM;
+            if (li[k] && !li[k]->packed && !superseded(L, li[k]) && transpose_linear(m, li[k])) return LSA_ENOMEM;
     }
     return 0;
 }
@@ -461,7 +530,7 @@ static struct lsa_model *load(const char *name, const char *tokenizer, enum lsa_
         return NULL;
     }
     int rc = src == SRC_HF ? load_hf(m, widen) : src == SRC_GGUF ? lsa_gguf_model_load(m) : lsa_llama2c_model_load(m, tokenizer);
-    if (!rc) rc = transpose_linears(m);
+    if (!rc) rc = small_model_linears(m);
     if (rc) {
         lsa_model_free(m);
         return NULL;
@@ -499,6 +568,11 @@ void lsa_mat_rows(const struct lsa_mat *m, size_t cols, size_t r0, size_t nr, fl
 void lsa_model_free(struct lsa_model *m)
 {
     if (!m) return;
+    struct lsa_linear *li[LAYER_LINEARS];
+    for (int i = 0; m->layers && i < m->arch.n_layer; i++) {
+        layer_linears(&m->layers[i], li);
+        for (int k = 0; k < LAYER_LINEARS; k++) lsa_packed_free(li[k]->packed);
+    }
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);

@@ -30,6 +30,7 @@ struct lsa_linear {
     const float *b; /* (n_out) or NULL */
     int n_in, n_out;
     bool in_out;
+    struct lsa_packed *packed; /* oneDNN's packed copy of w (src/packed.h), or NULL: OpenBLAS runs the layer */
 };
 
 struct lsa_norm_w {

@@ -4,6 +4,7 @@
  * transformers' float32 results regardless of summation order.
  */
 #include "ops.h"
+#include "packed.h"
 #include "vmath.h"
 
 #include <cblas.h>
@@ -12,7 +13,8 @@
 
 void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f, x,
+    if (!l->packed || lsa_packed_run(l->packed, x, ldx, n_tok, y, ldy))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f, x,
                 ldx, w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
     if (l->b)
         for (int t = 0; t < n_tok; t++) {

@@ -1,0 +1,36 @@
+/*
+ * packed.h — a linear layer's weights packed once for oneDNN's matmul (private to src/; packed.c is the
+ * only file that includes dnnl.h).
+ *
+ * OpenBLAS packs the weights of a GEMM into its blocked layout at every call. For a small model split
+ * between threads (forward.c) that packing was 15-20% of the forward's cycles, since each thread packs every
+ * matrix for its few rows. oneDNN keeps the weights in its kernels' layout from the start, and its
+ * brgemm kernels run the small model's shapes 15-40% faster than OpenBLAS's sgemm with the weights in
+ * memory (bench/RESULTS.md). Used where oneDNN has those kernels (AVX-512 machines); elsewhere
+ * lsa_packed_new says no and the layer stays with OpenBLAS.
+ */
+#ifndef LSA_PACKED_H
+#define LSA_PACKED_H
+
+#include <stdbool.h>
+
+struct lsa_packed;
+
+/*
+ * A packed copy of W, the weights of a linear layer with n_in inputs and n_out outputs: w is (n_out, n_in),
+ * a torch Linear's layout, or (n_in, n_out) with in_out. NULL when oneDNN has no brgemm kernel for it on
+ * this machine, or on any failure (no lsa error: the caller keeps OpenBLAS). Free with lsa_packed_free.
+ */
+struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_out);
+void lsa_packed_free(struct lsa_packed *p); /* NULL ok */
+
+/*
+ * y (n_tok, n_out; ldy) = x (n_tok, n_in; ldx) · W on the calling thread alone: the split forward shares
+ * its rows between threads, and on one thread oneDNN sums in the same order at every call (on several, an
+ * untied and a tied copy of one model gave different bits). 0 when done; nonzero when oneDNN declined or
+ * failed, and the caller runs the call with OpenBLAS (which writes all of y). Safe to call from several
+ * threads at once.
+ */
+int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy);
+
+#endif
