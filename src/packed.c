@@ -15,12 +15,10 @@
 
 #define MAX_SHAPES 32
 
-/* A matmul for n_tok = m rows with these strides, made for `threads` OpenMP threads (oneDNN divides a
- * primitive's work when it is made, for the threads there are then; the split forward calls with one
- * thread what a load made with all). prim NULL: oneDNN declined it, or had only its reference kernel.
- * Never changed once set. */
+/* A matmul for n_tok = m rows with these strides. prim NULL: oneDNN declined it, or had only its
+ * reference kernel. Never changed once set. */
 struct shape {
-    int m, ldx, ldy, threads;
+    int m, ldx, ldy;
     dnnl_primitive_t prim;
     size_t scratch; /* bytes of scratchpad a call needs */
 };
@@ -92,7 +90,24 @@ void lsa_packed_free(struct lsa_packed *p)
     free(p);
 }
 
-struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_out)
+/*
+ * oneDNN runs a primitive on the calling thread's OpenMP team and divides its work when it is made, for
+ * the threads there are then: primitives are made and run on a team of one (the split forward's threads
+ * share the rows), and the caller's own setting is put back for the OpenMP loops elsewhere in lsa.
+ */
+static int one_thread(void)
+{
+    int was = omp_get_max_threads();
+    if (was != 1) omp_set_num_threads(1);
+    return was;
+}
+
+static void threads_back(int was)
+{
+    if (was != 1) omp_set_num_threads(was);
+}
+
+static struct lsa_packed *packed_new(const float *w, int n_in, int n_out, bool in_out)
 {
     pthread_once(&engine_once, engine_init);
     if (!engine || n_in < 1 || n_out < 1) return NULL;
@@ -128,22 +143,21 @@ struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_o
         lsa_packed_free(p);
         return NULL;
     }
-    p->shape[p->n_shapes++] = (struct shape){64, n_in, n_out, omp_get_max_threads(), prim, scratch};
+    p->shape[p->n_shapes++] = (struct shape){64, n_in, n_out, prim, scratch};
     return p;
 }
 
-/* The primitive for (m, ldx, ldy) on the calling thread's OpenMP threads, from the table, made and added
- * when missing; *owned when it was made for this call alone (table full). NULL when oneDNN declines. */
+/* The primitive for (m, ldx, ldy) from the table, made and added when missing; *owned when it was made
+ * for this call alone (table full). NULL when oneDNN declines. */
 static dnnl_primitive_t find(struct lsa_packed *p, int m, int ldx, int ldy, bool *owned, size_t *scratch)
 {
     *owned = false;
-    int threads = omp_get_max_threads();
     pthread_mutex_lock(&p->mu);
     dnnl_primitive_t prim = NULL;
     int i = 0;
     for (; i < p->n_shapes; i++) {
         const struct shape *s = &p->shape[i];
-        if (s->m == m && s->ldx == ldx && s->ldy == ldy && s->threads == threads) break;
+        if (s->m == m && s->ldx == ldx && s->ldy == ldy) break;
     }
     if (i < p->n_shapes) {
         prim = p->shape[i].prim, *scratch = p->shape[i].scratch;
@@ -154,17 +168,15 @@ static dnnl_primitive_t find(struct lsa_packed *p, int m, int ldx, int ldy, bool
             dnnl_primitive_destroy(prim);
             prim = NULL;
         }
-        if (p->n_shapes < MAX_SHAPES) p->shape[p->n_shapes++] = (struct shape){m, ldx, ldy, threads, prim, *scratch};
+        if (p->n_shapes < MAX_SHAPES) p->shape[p->n_shapes++] = (struct shape){m, ldx, ldy, prim, *scratch};
         else *owned = prim != NULL;
     }
     pthread_mutex_unlock(&p->mu);
     return prim;
 }
 
-int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy)
+static int run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy)
 {
-    /* oneDNN runs a primitive on the calling thread's OpenMP team: a team of one */
-    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
     bool owned;
     size_t scratch = 0;
     dnnl_primitive_t prim = find(p, n_tok, ldx, ldy, &owned, &scratch);
@@ -191,5 +203,21 @@ int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, flo
     if (sp) dnnl_memory_destroy(sp);
     free(buf);
     if (owned) dnnl_primitive_destroy(prim);
+    return rc;
+}
+
+struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_out)
+{
+    int was = one_thread();
+    struct lsa_packed *p = packed_new(w, n_in, n_out, in_out);
+    threads_back(was);
+    return p;
+}
+
+int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy)
+{
+    int was = one_thread();
+    int rc = run(p, x, ldx, n_tok, y, ldy);
+    threads_back(was);
     return rc;
 }

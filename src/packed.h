@@ -25,11 +25,10 @@ struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_o
 void lsa_packed_free(struct lsa_packed *p); /* NULL ok */
 
 /*
- * y (n_tok, n_out; ldy) = x (n_tok, n_in; ldx) · W on the calling thread alone: the split forward shares
- * its rows between threads, and on one thread oneDNN sums in the same order at every call (on several, an
- * untied and a tied copy of one model gave different bits). 0 when done; nonzero when oneDNN declined or
- * failed, and the caller runs the call with OpenBLAS (which writes all of y). Safe to call from several
- * threads at once.
+ * y (n_tok, n_out; ldy) = x (n_tok, n_in; ldx) · W on the calling thread alone (the split forward shares
+ * its rows between threads; OpenMP's threads would spin beside them). 0 when done; nonzero when oneDNN
+ * declined or failed, and the caller runs the call with OpenBLAS (which writes all of y). Safe to call
+ * from several threads at once.
  */
 int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy);
 
