@@ -462,6 +462,7 @@ static int pack_stacked(struct lsa_model *m, struct lsa_linear *fused, struct ls
     }
     struct lsa_packed *p = lsa_packed_new(w, n_in, n_out, false);
     if (p) *fused = (struct lsa_linear){{.f32 = w}, NULL, n_in, n_out, false, p};
+    else free(m->owned[--m->n_owned]); /* w, the last owned copy: nothing would use it */
     return 0;
 }
 
