@@ -12,6 +12,7 @@
 #include "lsa/forward.h"
 
 #include "ops.h"
+#include "packed.h"
 #include "threads.h"
 #include "vmath.h"
 
@@ -171,6 +172,7 @@ static void logits(struct lsa_fwd *f, const float *h, int T, float *out, int ld)
 {
     const struct lsa_model *m = f->m;
     int V = m->arch.n_vocab, d = m->arch.d_model;
+    if (m->head_packed && !lsa_packed_run(m->head_packed, h, d, T, out, ld)) return;
     if (m->head.f32) {
         lsa_ops_logits(m->head.f32, V, d, h, T, out, ld);
         return;
@@ -253,6 +255,8 @@ static void mlp_rows(struct lsa_fwd *f, int l, const struct rows *r)
     int ff = a->d_ff, d = a->d_model, n = r->t1 - r->t0, ldf = a->gated_mlp ? 2 * ff : ff;
     const float *h = f->h + (size_t)r->t0 * d;
     float *buf = f->ff + (size_t)r->t0 * ldf, *out = f->mlp + (size_t)r->t0 * d;
+    /* oneDNN's fast kernels read dense rows only: a packed down reads gate·up from f->act */
+    bool dense = L->down.packed && f->act;
     if (a->gated_mlp) {
         if (a->gate_up_fused || L->gate_up.packed) { /* packed: gate and up stacked (model.c) */
             linear(f, &L->gate_up, h, d, n, buf, ldf);
@@ -260,16 +264,16 @@ static void mlp_rows(struct lsa_fwd *f, int l, const struct rows *r)
             linear(f, &L->gate, h, d, n, buf, ldf);
             linear(f, &L->up, h, d, n, buf + ff, ldf);
         }
-        lsa_ops_act_mul(a->act, buf, n, ff, ldf, ff);
+        if (dense) {
+            float *act = f->act + (size_t)r->t0 * ff;
+            lsa_ops_act_mul(a->act, buf, n, ff, ldf, ff, act, ff);
+            linear(f, &L->down, act, ff, n, out, d);
+            return;
+        }
+        lsa_ops_act_mul(a->act, buf, n, ff, ldf, ff, buf, ldf);
     } else {
         linear(f, &L->up, h, d, n, buf, ldf);
         lsa_ops_act(a->act, buf, n, ff, ldf);
-    }
-    if (L->down.packed && f->act) { /* oneDNN's fast kernels read dense rows only */
-        float *act = f->act + (size_t)r->t0 * ff;
-        for (int t = 0; t < n; t++) memcpy(act + (size_t)t * ff, buf + (size_t)t * ldf, (size_t)ff * sizeof *act);
-        linear(f, &L->down, act, ff, n, out, d);
-        return;
     }
     linear(f, &L->down, buf, ldf, n, out, d);
 }
@@ -407,6 +411,7 @@ static void row_stats(const float *r, int V, int target, float *nll, int top_k, 
 /* NaN/Inf in the residual stream (a corrupt weight, an overflow): say where, so the user can look. */
 static int check_finite(const float *x, int T, int d, int pos, int layer)
 {
+    if (!lsa_vany_nonfinite(x, (size_t)T * d)) return 0;
     for (size_t i = 0; i < (size_t)T * d; i++)
         if (!isfinite(x[i]))
             return lsa_err(LSA_ENUM,

@@ -504,6 +504,8 @@ static int small_model_linears(struct lsa_model *m)
     if (bytes > budget) return 0;
     const char *env = getenv("LSA_ONEDNN");
     bool pack = !env || strcmp(env, "0") != 0;
+    /* the head too: OpenBLAS packs all of it again for every block of logits (LOGIT_BLOCK tokens) */
+    if (pack && m->head.f32) m->head_packed = lsa_packed_new(m->head.f32, m->arch.d_model, m->arch.n_vocab, false);
     for (int i = 0; i < m->arch.n_layer; i++) {
         struct lsa_layer_w *L = &m->layers[i];
         if (pack && pack_layer(m, L)) return LSA_ENOMEM;
@@ -574,6 +576,7 @@ void lsa_model_free(struct lsa_model *m)
         layer_linears(&m->layers[i], li);
         for (int k = 0; k < LAYER_LINEARS; k++) lsa_packed_free(li[k]->packed);
     }
+    lsa_packed_free(m->head_packed);
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);

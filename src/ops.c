@@ -52,11 +52,11 @@ void lsa_ops_act(enum lsa_act_kind act, float *x, int n_tok, int n, int ld)
     for (int t = 0; t < n_tok; t++) lsa_vact(act, x + (size_t)t * ld, (size_t)n);
 }
 
-void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, int off)
+void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, int off, float *out, int ld_out)
 {
     for (int t = 0; t < n_tok; t++) {
         float *r = x + (size_t)t * ld;
-        lsa_vact_mul(act, r, r + off, (size_t)n);
+        lsa_vact_mul(act, out + (size_t)t * ld_out, r, r + off, (size_t)n);
     }
 }
 

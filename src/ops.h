@@ -19,8 +19,9 @@ void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, 
 void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const float *x, float *y, int n_tok);
 /* In place over n columns of each of T rows (ld apart). */
 void lsa_ops_act(enum lsa_act_kind act, float *x, int n_tok, int n, int ld);
-/* x[t, j] = act(x[t, j]) * x[t, off + j] for j < n (gated MLP over a [gate | up] buffer). */
-void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, int off);
+/* out[t, j] (ld_out apart) = act(x[t, j]) * x[t, off + j] for j < n (gated MLP over a [gate | up] buffer).
+ * out may be x (ld_out = ld); the gate columns of x are scratch. */
+void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, int off, float *out, int ld_out);
 /*
  * Rotate the first rope_dims of each of n_heads heads in place (half-split, as transformers'
  * rotate_half). x: row t at x + t*ld, head h at + h*head_stride. cos/sin: (T, rope_dims/2).

@@ -14,6 +14,8 @@
 #include "vmath.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define VARIANTS __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -65,6 +67,19 @@ VARIANTS double lsa_vsumsq(const float *x, size_t n, double mean)
     return s;
 }
 
+/* On the bits: -ffast-math assumes there is no NaN or Inf to find, and integer lanes do not care. A scalar
+ * isfinite over the residual after every layer was 1.5% of a d = 128 forward, on one thread. */
+VARIANTS bool lsa_vany_nonfinite(const float *x, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, x + i, sizeof b);
+        bad |= (b & 0x7f800000u) == 0x7f800000u; /* all exponent bits set: Inf or NaN */
+    }
+    return bad != 0;
+}
+
 VARIANTS void lsa_vscale(float *x, size_t n, float s)
 {
     for (size_t i = 0; i < n; i++) x[i] *= s;
@@ -94,12 +109,12 @@ VARIANTS void lsa_vact(enum lsa_act_kind act, float *x, size_t n)
     }
 }
 
-VARIANTS void lsa_vact_mul(enum lsa_act_kind act, float *x, const float *y, size_t n)
+VARIANTS void lsa_vact_mul(enum lsa_act_kind act, float *out, float *x, const float *y, size_t n)
 {
     if (act == LSA_ACT_SILU) { /* the gated MLP of every llama-like model: one fused loop */
-        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i])) * y[i];
+        for (size_t i = 0; i < n; i++) out[i] = x[i] / (1.0f + expf(-x[i])) * y[i];
         return;
     }
     lsa_vact(act, x, n);
-    for (size_t i = 0; i < n; i++) x[i] *= y[i];
+    for (size_t i = 0; i < n; i++) out[i] = x[i] * y[i];
 }

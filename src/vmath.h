@@ -18,13 +18,15 @@ float lsa_vmax(const float *x, size_t n);
 /* The sum of x[i], and of (x[i] - mean)², in double. */
 double lsa_vsum(const float *x, size_t n);
 double lsa_vsumsq(const float *x, size_t n, double mean);
+/* Whether any x[i] is Inf or NaN. */
+bool lsa_vany_nonfinite(const float *x, size_t n);
 /* x[i] *= s. */
 void lsa_vscale(float *x, size_t n, float s);
 /* y[i] += x[i]. */
 void lsa_vadd(float *y, const float *x, size_t n);
 /* x[i] = act(x[i]). */
 void lsa_vact(enum lsa_act_kind act, float *x, size_t n);
-/* x[i] = act(x[i]) * y[i]. */
-void lsa_vact_mul(enum lsa_act_kind act, float *x, const float *y, size_t n);
+/* out[i] = act(x[i]) * y[i]; out may be x (x is overwritten in any case unless the act is SiLU). */
+void lsa_vact_mul(enum lsa_act_kind act, float *out, float *x, const float *y, size_t n);
 
 #endif
