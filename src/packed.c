@@ -221,3 +221,77 @@ int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, flo
     threads_back(was);
     return rc;
 }
+
+/* Two matmuls with every dimension and stride given at the call, b plain or transposed, the scale too:
+ * oneDNN's gemm-based implementation takes runtime shapes, so one primitive serves every block and head. */
+static dnnl_primitive_t gemm_prim[2];
+static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
+
+static void gemm_init(void)
+{
+    pthread_once(&engine_once, engine_init);
+    const char *env = getenv("LSA_ONEDNN");
+    if (!engine || (env && strcmp(env, "0") == 0)) return;
+    for (int t = 0; t < 2; t++) {
+        const dnnl_dim_t R = DNNL_RUNTIME_DIM_VAL;
+        dnnl_memory_desc_t a, b, c;
+        dnnl_dims_t dims = {R, R}, rows = {R, 1}, bs = {t ? 1 : R, t ? R : 1};
+        dnnl_matmul_desc_t desc;
+        dnnl_primitive_attr_t attr = NULL;
+        dnnl_primitive_desc_t pd = NULL;
+        const char *impl = NULL;
+        bool ok = dnnl_memory_desc_init_by_strides(&a, 2, dims, dnnl_f32, rows) == dnnl_success &&
+                  dnnl_memory_desc_init_by_strides(&b, 2, dims, dnnl_f32, bs) == dnnl_success &&
+                  dnnl_memory_desc_init_by_strides(&c, 2, dims, dnnl_f32, rows) == dnnl_success &&
+                  dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) == dnnl_success &&
+                  dnnl_primitive_attr_create(&attr) == dnnl_success &&
+                  dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
+                  dnnl_primitive_attr_set_output_scales(attr, 1, 0, (float[]){DNNL_RUNTIME_F32_VAL}) == dnnl_success &&
+                  dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL) == dnnl_success &&
+                  dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+                  strncmp(impl, "gemm:jit", 8) == 0 && /* not the reference kernel */
+                  dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)) == 0;
+        if (ok && dnnl_primitive_create(&gemm_prim[t], pd) != dnnl_success) gemm_prim[t] = NULL;
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (attr) dnnl_primitive_attr_destroy(attr);
+    }
+}
+
+static int gemm(dnnl_primitive_t prim, bool b_t, int m, int n, int k, float alpha, const float *a, int lda,
+                const float *b, int ldb, float *c, int ldc)
+{
+    dnnl_memory_desc_t am, bm, cm, sm;
+    dnnl_dims_t ad = {m, k}, as = {lda, 1}, bd = {k, n}, bs = {b_t ? 1 : ldb, b_t ? ldb : 1}, cd = {m, n},
+                cs = {ldc, 1}, one = {1};
+    dnnl_memory_t x = NULL, w = NULL, y = NULL, sc = NULL;
+    int rc = dnnl_memory_desc_init_by_strides(&am, 2, ad, dnnl_f32, as) != dnnl_success ||
+             dnnl_memory_desc_init_by_strides(&bm, 2, bd, dnnl_f32, bs) != dnnl_success ||
+             dnnl_memory_desc_init_by_strides(&cm, 2, cd, dnnl_f32, cs) != dnnl_success ||
+             dnnl_memory_desc_init_by_tag(&sm, 1, one, dnnl_f32, dnnl_a) != dnnl_success ||
+             dnnl_memory_create(&x, &am, engine, (void *)a) != dnnl_success ||
+             dnnl_memory_create(&w, &bm, engine, (void *)b) != dnnl_success ||
+             dnnl_memory_create(&y, &cm, engine, c) != dnnl_success ||
+             dnnl_memory_create(&sc, &sm, engine, &alpha) != dnnl_success ||
+             execute(prim, 4,
+                     (dnnl_exec_arg_t[]){{DNNL_ARG_SRC, x},
+                                         {DNNL_ARG_WEIGHTS, w},
+                                         {DNNL_ARG_DST, y},
+                                         {DNNL_ARG_ATTR_OUTPUT_SCALES, sc}});
+    if (x) dnnl_memory_destroy(x);
+    if (w) dnnl_memory_destroy(w);
+    if (y) dnnl_memory_destroy(y);
+    if (sc) dnnl_memory_destroy(sc);
+    return rc;
+}
+
+int lsa_dnnl_gemm(bool b_t, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                  float *c, int ldc)
+{
+    pthread_once(&gemm_once, gemm_init);
+    dnnl_primitive_t prim = gemm_prim[b_t];
+    if (!prim || m < 1 || n < 1 || k < 1) return 1;
+    int was = one_thread();
+    int rc = gemm(prim, b_t, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    threads_back(was);
+    return rc;
+}

@@ -32,4 +32,15 @@ void lsa_packed_free(struct lsa_packed *p); /* NULL ok */
  */
 int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy);
 
+/*
+ * c (m, n; ldc) = alpha · a (m, k; lda) · b, with b (k, n; ldb), or with b_t its transpose given as (n, k; ldb),
+ * by oneDNN's own sgemm on the calling thread alone. Used for the attention's GEMMs when OpenBLAS would
+ * run them on one thread (the split forward): on those shapes (128 query rows, d_head 64, 128 to 1024
+ * keys) it ran 4-15% faster than OpenBLAS on one thread (bench/RESULTS.md). 0 when done; nonzero when
+ * oneDNN cannot (or LSA_ONEDNN=0), and the caller runs the call with OpenBLAS. Safe to call from several
+ * threads at once.
+ */
+int lsa_dnnl_gemm(bool b_t, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                  float *c, int ldc);
+
 #endif

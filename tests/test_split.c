@@ -4,7 +4,8 @@
  * OpenBLAS's threads (LSA_FORWARD_SPLIT=1): every reported point, the NLL, the top ids and the logits, for several
  * architectures (sequential and parallel residual, fused and separate q/k/v, sliding window), window
  * lengths that split unevenly or not at all, and plans with dropped sub-blocks, a repeated layer and a
- * parallel group. Each row is computed by the same kernels either way, so the two must agree to rounding.
+ * parallel group. Each row goes through the same arithmetic either way (the attention GEMMs through oneDNN's
+ * sgemm when split, OpenBLAS's when not: src/packed.h), so the two must agree to rounding.
  */
 #include "lsa/forward.h"
 #include "testutil.h"
