@@ -44,6 +44,7 @@ struct lsa_fwd {
     bool split_forced;
     struct lsa_pool *pool;      /* (n_split) when n_split > 1 */
     int cur_split;              /* threads splitting the window being run (1: none) */
+    int dnnl_threads;           /* threads of a oneDNN call in the window being run (0: OpenBLAS alone) */
     float *rope_cos, *rope_sin; /* (T, rope_dims / 2) */
     float *wbuf; /* (max(largest lazy matrix, HEAD_BLOCK x d)) widened weights of a lazily loaded model */
 };
@@ -164,7 +165,7 @@ void lsa_fwd_free(struct lsa_fwd *f)
 static void linear(struct lsa_fwd *f, const struct lsa_linear *l, const float *x, int ldx, int T, float *y, int ldy)
 {
     const float *w = lsa_mat_f32(&l->w, (size_t)l->n_in * l->n_out, f->wbuf);
-    lsa_ops_linear(l, w, x, ldx, T, y, ldy);
+    lsa_ops_linear(l, w, x, ldx, T, y, ldy, f->dnnl_threads);
 }
 
 /* logits (T, n_vocab; ld) = head · h, the head widened a block of vocabulary rows at a time when lazy. */
@@ -172,7 +173,8 @@ static void logits(struct lsa_fwd *f, const float *h, int T, float *out, int ld)
 {
     const struct lsa_model *m = f->m;
     int V = m->arch.n_vocab, d = m->arch.d_model;
-    if (m->head_packed && !lsa_packed_run(m->head_packed, h, d, T, out, ld)) return;
+    if (m->head_packed && f->dnnl_threads > 0 && !lsa_packed_run(m->head_packed, h, d, T, out, ld, f->dnnl_threads))
+        return;
     if (m->head.f32) {
         lsa_ops_logits(m->head.f32, V, d, h, T, out, ld);
         return;
@@ -244,7 +246,7 @@ static void heads(struct lsa_fwd *f, int l, int q0, int q1, int h0, int h1, floa
     float scale = 1.0f / sqrtf((float)a->d_head);
     if (a->attn_scale_by_layer) scale /= (float)(l + 1);
     lsa_ops_attention(v.q, v.ld, v.q_hs, v.k, v.v, v.ld, v.kv_hs, f->ctx, a->n_head * a->d_head, q0, q1, h0, h1,
-                      a->n_head, a->n_head_kv, a->d_head, scale, a->sliding_window, scores);
+                      a->n_head, a->n_head_kv, a->d_head, scale, a->sliding_window, scores, f->dnnl_threads);
 }
 
 /* MLP sub-block of layer l for the rows of f->h; result in f->mlp. */
@@ -528,10 +530,24 @@ int lsa_fwd_split(const struct lsa_fwd *f, int n_tok)
     return 1;
 }
 
+/*
+ * Threads for oneDNN's calls (src/packed.h) in a window, 0 for OpenBLAS alone. One in a split forward (its
+ * threads share the rows) and for a model with d_model <= SPLIT_MAX_D, whose GEMMs are too small to share
+ * (and whose split forward's threads are idle then). Else all of OpenBLAS's threads when the layers are packed, and
+ * none when they are not: OpenMP's team and OpenBLAS's threads each spin a while after a call, and calls that
+ * alternate between them leave each spinning beside the other's work.
+ */
+static int dnnl_threads(const struct lsa_fwd *f, bool split)
+{
+    if (split || f->m->arch.d_model <= SPLIT_MAX_D) return 1;
+    return f->m->layers && f->m->layers[0].o.packed ? lsa_ops_blas_threads(-1) : 0;
+}
+
 int lsa_fwd_run(struct lsa_fwd *f, const int32_t *tokens, int T, const struct lsa_fwd_request *req)
 {
     f->cur_split = lsa_fwd_split(f, T);
     bool split = f->cur_split > 1;
+    f->dnnl_threads = dnnl_threads(f, split);
     /* split rows call one-thread GEMMs side by side; OpenBLAS's own threads would only contend */
     int was = split ? lsa_ops_blas_threads(1) : 0;
     int rc = run(f, tokens, T, req);
@@ -544,6 +560,7 @@ int lsa_fwd_unembed(struct lsa_fwd *f, const float *x, int T, float *out)
     const struct lsa_arch *a = &f->m->arch;
     if (T <= 0 || T > f->max_tok) return lsa_err(LSA_EINVAL, "unembed: %d tokens (window holds 1..%d)", T, f->max_tok);
     lsa_ops_norm(a, &f->m->final_norm, x, f->h, T);
+    f->dnnl_threads = dnnl_threads(f, false);
     logits(f, f->h, T, out, a->n_vocab);
     return 0;
 }
@@ -552,6 +569,7 @@ int lsa_fwd_head(struct lsa_fwd *f, const float *h, int T, float *out)
 {
     const struct lsa_arch *a = &f->m->arch;
     if (T <= 0 || T > f->max_tok) return lsa_err(LSA_EINVAL, "head: %d tokens (window holds 1..%d)", T, f->max_tok);
+    f->dnnl_threads = dnnl_threads(f, false);
     logits(f, h, T, out, a->n_vocab);
     return 0;
 }

@@ -408,13 +408,14 @@ static int transpose_linear(struct lsa_model *m, struct lsa_linear *l)
 }
 
 /*
- * A small model's linear layers packed once for oneDNN (src/packed.h), or where it has no fast kernel,
+ * Linear layers packed once for oneDNN (src/packed.h), and where it has no fast kernel, in a small model,
  * stored as (n_in, n_out), the layout OpenBLAS packs fastest. OpenBLAS packs the weights at every GEMM
  * call, and in the split forward of a model with d_model 128 at T = 128 that packing was a fifth of the
- * time; (n_in, n_out) makes those GEMMs 4-18% faster, that forward 5-9%, and oneDNN's packed weights more
- * (bench/RESULTS.md). At d_model 512 and above the transposition gains within noise (0-4%) and costs time
- * at load (0.34 s at 512, 6.6 s at 2048). Float32 weights in memory only (not a lazily widened model),
- * while the copies take under an eighth of the memory. LSA_ONEDNN=0 keeps every layer with OpenBLAS.
+ * time; (n_in, n_out) makes those GEMMs 4-18% faster, that forward 5-9%, and oneDNN's packed weights more;
+ * at d_model 512-2048 oneDNN's packed weights made the forward 13-31% faster (bench/RESULTS.md). There the
+ * transposition gains within noise (0-4%) and costs time at load (0.34 s at 512, 6.6 s at 2048), so it is
+ * kept to d_model <= SMALL_MAX_D. Float32 weights in memory only (not a lazily widened model), while the
+ * copies take under an eighth of the memory. LSA_ONEDNN=0 keeps every layer with OpenBLAS.
  */
 #define SMALL_MAX_D 256
 
@@ -491,17 +492,19 @@ static bool superseded(const struct lsa_layer_w *L, const struct lsa_linear *l)
            (L->gate_up.packed && (l == &L->gate || l == &L->up));
 }
 
-static int small_model_linears(struct lsa_model *m)
+static int fast_linears(struct lsa_model *m)
 {
-    if (m->lazy || !m->layers || m->arch.d_model > SMALL_MAX_D) return 0;
+    if (m->lazy || !m->layers) return 0;
     struct lsa_linear *li[LAYER_LINEARS];
-    double bytes = 0, budget = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 8;
+    bool small = m->arch.d_model <= SMALL_MAX_D;
+    double bytes = m->head.f32 ? 4.0 * m->arch.n_vocab * m->arch.d_model : 0;
+    double budget = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 8;
     for (int i = 0; i < m->arch.n_layer; i++) {
         plain_linears(&m->layers[i], li);
         for (int k = 0; k < LAYER_LINEARS; k++)
             if (li[k]) bytes += 4.0 * li[k]->n_in * li[k]->n_out;
     }
-    if (bytes > budget) return 0;
+    if (2 * bytes > budget) return 0; /* the packed copies, and the stacked q, k, v and gate, up beside them */
     const char *env = getenv("LSA_ONEDNN");
     bool pack = !env || strcmp(env, "0") != 0;
     /* the head too: OpenBLAS packs all of it again for every block of logits (LOGIT_BLOCK tokens) */
@@ -511,7 +514,8 @@ static int small_model_linears(struct lsa_model *m)
         if (pack && pack_layer(m, L)) return LSA_ENOMEM;
         plain_linears(L, li);
         for (int k = 0; k < LAYER_LINEARS; k++)
-            if (li[k] && !li[k]->packed && !superseded(L, li[k]) && transpose_linear(m, li[k])) return LSA_ENOMEM;
+            if (small && li[k] && !li[k]->packed && !superseded(L, li[k]) && transpose_linear(m, li[k]))
+                return LSA_ENOMEM;
     }
     return 0;
 }
@@ -533,7 +537,7 @@ static struct lsa_model *load(const char *name, const char *tokenizer, enum lsa_
         return NULL;
     }
     int rc = src == SRC_HF ? load_hf(m, widen) : src == SRC_GGUF ? lsa_gguf_model_load(m) : lsa_llama2c_model_load(m, tokenizer);
-    if (!rc) rc = small_model_linears(m);
+    if (!rc) rc = fast_linears(m);
     if (rc) {
         lsa_model_free(m);
         return NULL;

@@ -11,9 +11,10 @@
 #include <math.h>
 #include <string.h>
 
-void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy)
+void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy,
+                    int dnnl_threads)
 {
-    if (!l->packed || lsa_packed_run(l->packed, x, ldx, n_tok, y, ldy))
+    if (!l->packed || dnnl_threads < 1 || lsa_packed_run(l->packed, x, ldx, n_tok, y, ldy, dnnl_threads))
         cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f, x,
                 ldx, w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
     if (l->b)
@@ -77,19 +78,19 @@ void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int
     }
 }
 
-/* c = alpha · a · b (or bᵀ) for the attention: oneDNN's sgemm where OpenBLAS would use one thread (faster on
- * these shapes, src/packed.h), else OpenBLAS. */
-static void att_gemm(bool b_t, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
-                     float *c, int ldc)
+/* c = alpha · a · b (or bᵀ) for the attention: oneDNN's sgemm (faster on these shapes, src/packed.h), or
+ * OpenBLAS. */
+static void att_gemm(int dnnl_threads, bool b_t, int m, int n, int k, float alpha, const float *a, int lda,
+                     const float *b, int ldb, float *c, int ldc)
 {
-    if (openblas_get_num_threads() == 1 && !lsa_dnnl_gemm(b_t, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
+    if (dnnl_threads > 0 && !lsa_dnnl_gemm(b_t, m, n, k, alpha, a, lda, b, ldb, c, ldc, dnnl_threads)) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, b_t ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, 0.0f,
                 c, ldc);
 }
 
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
                        float *out, int ld_out, int q0, int n_tok, int h0, int h1, int n_head, int n_head_kv, int d_head,
-                       float scale, int window, float *scores)
+                       float scale, int window, float *scores, int dnnl_threads)
 {
     int group = n_head / n_head_kv;
     /* Query rows in blocks: a block only needs the keys up to its last row (causal), which halves the work
@@ -99,7 +100,7 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
         int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0, nk = i1 - k0;
         for (int h = h0; h < h1; h++) {
             int kh = h / group;
-            att_gemm(true, nb, nk, d_head, scale, q + (size_t)i0 * ldq + (size_t)h * q_hs, ldq,
+            att_gemm(dnnl_threads, true, nb, nk, d_head, scale, q + (size_t)i0 * ldq + (size_t)h * q_hs, ldq,
                      k + (size_t)k0 * ldkv + (size_t)kh * kv_hs, ldkv, scores, nk);
             for (int r = 0; r < nb; r++) {
                 int i = i0 + r;
@@ -111,7 +112,7 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
                 memset(row, 0, (size_t)lo * sizeof *row);
                 memset(row + hi + 1, 0, (size_t)(nk - hi - 1) * sizeof *row);
             }
-            att_gemm(false, nb, d_head, nk, 1.0f, scores, nk, v + (size_t)k0 * ldkv + (size_t)kh * kv_hs, ldkv,
+            att_gemm(dnnl_threads, false, nb, d_head, nk, 1.0f, scores, nk, v + (size_t)k0 * ldkv + (size_t)kh * kv_hs, ldkv,
                      out + (size_t)i0 * ld_out + (size_t)h * d_head, ld_out);
         }
     }

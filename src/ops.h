@@ -13,8 +13,13 @@
  * GEMMs that use all of OpenBLAS's threads (an OpenMP team for them was slower at every size: its threads
  * spin after each region and take cores from OpenBLAS's; bench/RESULTS.md). */
 
-/* y (T, n_out; ldy) = x (T, n_in; ldx) · Wᵀ + b, with W = w (l->w as float32) laid out as l says */
-void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy);
+/* The GEMMs below go through oneDNN (src/packed.h) on dnnl_threads threads where it can, or with 0 through
+ * OpenBLAS alone. */
+
+/* y (T, n_out; ldy) = x (T, n_in; ldx) · Wᵀ + b, with W = w (l->w as float32) laid out as l says: through
+ * l->packed when there is one */
+void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy,
+                    int dnnl_threads);
 /* y (T, d) = norm(x (T, d)) per the arch (RMS or Layer, gemma's 1 + w); x and y may alias. */
 void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const float *x, float *y, int n_tok);
 /* In place over n columns of each of T rows (ld apart). */
@@ -41,7 +46,7 @@ void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int
  */
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
                        float *out, int ld_out, int q0, int n_tok, int h0, int h1, int n_head, int n_head_kv, int d_head,
-                       float scale, int window, float *scores);
+                       float scale, int window, float *scores, int dnnl_threads);
 /* logits (n_tok, n_rows; ld) = h (n_tok, d) · headᵀ for n_rows rows of the head (a vocabulary slice) */
 void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld);
 /* Threads OpenBLAS may use from now on (n <= 0: unchanged); returns the number before. */

@@ -18,7 +18,7 @@
 /* A matmul for n_tok = m rows with these strides. prim NULL: oneDNN declined it, or had only its
  * reference kernel. Never changed once set. */
 struct shape {
-    int m, ldx, ldy;
+    int m, ldx, ldy, n_threads;
     dnnl_primitive_t prim;
     size_t scratch; /* bytes of scratchpad a call needs */
 };
@@ -92,19 +92,20 @@ void lsa_packed_free(struct lsa_packed *p)
 
 /*
  * oneDNN runs a primitive on the calling thread's OpenMP team and divides its work when it is made, for
- * the threads there are then: primitives are made and run on a team of one (the split forward's threads
- * share the rows), and the caller's own setting is put back for the OpenMP loops elsewhere in lsa.
+ * the threads there are then: primitives are made and run on a team of the caller's n (one for the split
+ * forward's threads, which share the rows), and the caller's own setting is put back for the OpenMP loops
+ * elsewhere in lsa.
  */
-static int one_thread(void)
+static int set_threads(int n)
 {
     int was = omp_get_max_threads();
-    if (was != 1) omp_set_num_threads(1);
+    if (was != n) omp_set_num_threads(n);
     return was;
 }
 
-static void threads_back(int was)
+static void threads_back(int was, int n)
 {
-    if (was != 1) omp_set_num_threads(was);
+    if (was != n) omp_set_num_threads(was);
 }
 
 static struct lsa_packed *packed_new(const float *w, int n_in, int n_out, bool in_out)
@@ -143,13 +144,14 @@ static struct lsa_packed *packed_new(const float *w, int n_in, int n_out, bool i
         lsa_packed_free(p);
         return NULL;
     }
-    p->shape[p->n_shapes++] = (struct shape){64, n_in, n_out, prim, scratch};
+    p->shape[p->n_shapes++] = (struct shape){64, n_in, n_out, 1, prim, scratch};
     return p;
 }
 
 /* The primitive for (m, ldx, ldy) from the table, made and added when missing; *owned when it was made
  * for this call alone (table full). NULL when oneDNN declines. */
-static dnnl_primitive_t find(struct lsa_packed *p, int m, int ldx, int ldy, bool *owned, size_t *scratch)
+static dnnl_primitive_t find(struct lsa_packed *p, int m, int ldx, int ldy, int n_threads, bool *owned,
+                             size_t *scratch)
 {
     *owned = false;
     pthread_mutex_lock(&p->mu);
@@ -157,7 +159,7 @@ static dnnl_primitive_t find(struct lsa_packed *p, int m, int ldx, int ldy, bool
     int i = 0;
     for (; i < p->n_shapes; i++) {
         const struct shape *s = &p->shape[i];
-        if (s->m == m && s->ldx == ldx && s->ldy == ldy) break;
+        if (s->m == m && s->ldx == ldx && s->ldy == ldy && s->n_threads == n_threads) break;
     }
     if (i < p->n_shapes) {
         prim = p->shape[i].prim, *scratch = p->shape[i].scratch;
@@ -168,18 +170,18 @@ static dnnl_primitive_t find(struct lsa_packed *p, int m, int ldx, int ldy, bool
             dnnl_primitive_destroy(prim);
             prim = NULL;
         }
-        if (p->n_shapes < MAX_SHAPES) p->shape[p->n_shapes++] = (struct shape){m, ldx, ldy, prim, *scratch};
+        if (p->n_shapes < MAX_SHAPES) p->shape[p->n_shapes++] = (struct shape){m, ldx, ldy, n_threads, prim, *scratch};
         else *owned = prim != NULL;
     }
     pthread_mutex_unlock(&p->mu);
     return prim;
 }
 
-static int run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy)
+static int run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy, int n_threads)
 {
     bool owned;
     size_t scratch = 0;
-    dnnl_primitive_t prim = find(p, n_tok, ldx, ldy, &owned, &scratch);
+    dnnl_primitive_t prim = find(p, n_tok, ldx, ldy, n_threads, &owned, &scratch);
     if (!prim) return 1;
     dnnl_memory_desc_t src, dst;
     dnnl_dims_t sd = {n_tok, p->n_in}, ss = {ldx, 1}, dd = {n_tok, p->n_out}, ds = {ldy, 1};
@@ -208,17 +210,18 @@ static int run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *
 
 struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_out)
 {
-    int was = one_thread();
+    int was = set_threads(1);
     struct lsa_packed *p = packed_new(w, n_in, n_out, in_out);
-    threads_back(was);
+    threads_back(was, 1);
     return p;
 }
 
-int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy)
+int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *y, int ldy, int n_threads)
 {
-    int was = one_thread();
-    int rc = run(p, x, ldx, n_tok, y, ldy);
-    threads_back(was);
+    n_threads = n_threads < 1 ? 1 : n_threads;
+    int was = set_threads(n_threads);
+    int rc = run(p, x, ldx, n_tok, y, ldy, n_threads);
+    threads_back(was, n_threads);
     return rc;
 }
 
@@ -285,13 +288,14 @@ static int gemm(dnnl_primitive_t prim, bool b_t, int m, int n, int k, float alph
 }
 
 int lsa_dnnl_gemm(bool b_t, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
-                  float *c, int ldc)
+                  float *c, int ldc, int n_threads)
 {
     pthread_once(&gemm_once, gemm_init);
     dnnl_primitive_t prim = gemm_prim[b_t];
     if (!prim || m < 1 || n < 1 || k < 1) return 1;
-    int was = one_thread();
+    n_threads = n_threads < 1 ? 1 : n_threads;
+    int was = set_threads(n_threads);
     int rc = gemm(prim, b_t, m, n, k, alpha, a, lda, b, ldb, c, ldc);
-    threads_back(was);
+    threads_back(was, n_threads);
     return rc;
 }

@@ -42,7 +42,7 @@ static void naive(const float *q, int ldq, int q_hs, const float *k, const float
     free(p);
 }
 
-static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
+static void case_(int T, int H, int Hkv, int dh, int window, bool per_head, int dnnl)
 {
     unsigned seed = (unsigned)(T * 31 + H * 7 + window);
     int q_dim = H * dh, kv_dim = Hkv * dh, ld = q_dim + 2 * kv_dim;
@@ -58,14 +58,14 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
     float *got = calloc((size_t)T * q_dim, sizeof(float)), *want = calloc((size_t)T * q_dim, sizeof(float));
     float *scores = malloc(sizeof(float) * LSA_ATTN_BLOCK * T);
     float scale = 1.0f / sqrtf((float)dh);
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, got, q_dim, 0, T, 0, H, H, Hkv, dh, scale, window, scores);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, got, q_dim, 0, T, 0, H, H, Hkv, dh, scale, window, scores, dnnl);
     naive(q, ld, q_hs, k, v, ld, kv_hs, want, T, H, Hkv, dh, scale, window);
     double err = 0;
     for (size_t i = 0; i < (size_t)T * q_dim; i++) err = fmax(err, fabs((double)got[i] - want[i]));
-    CHECK(err < 1e-5, "attention T=%d H=%d/%d dh=%d window=%d per_head=%d: max abs err %.3g", T, H, Hkv, dh, window,
-          per_head, err);
-    printf("  attention T=%d heads %d/%d d_head %d window %d%s: max abs err %.2e\n", T, H, Hkv, dh, window,
-           per_head ? " per-head layout" : "", err);
+    CHECK(err < 1e-5, "attention T=%d H=%d/%d dh=%d window=%d per_head=%d dnnl=%d: max abs err %.3g", T, H, Hkv, dh,
+          window, per_head, dnnl, err);
+    printf("  attention T=%d heads %d/%d d_head %d window %d%s, %s: max abs err %.2e\n", T, H, Hkv, dh, window,
+           per_head ? " per-head layout" : "", dnnl ? "oneDNN where it can" : "OpenBLAS", err);
     /* one block of rows and one head at a time, last block first, as a forward split among threads
      * computes them: bit for bit the whole; and rows cut off the block grid: within rounding */
     float *split = calloc((size_t)T * q_dim, sizeof(float));
@@ -73,12 +73,12 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
         for (int h = 0; h < H; h++) {
             int r1 = (b + 1) * LSA_ATTN_BLOCK < T ? (b + 1) * LSA_ATTN_BLOCK : T;
             lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, b * LSA_ATTN_BLOCK, r1, h, h + 1, H, Hkv, dh,
-                              scale, window, scores);
+                              scale, window, scores, dnnl);
         }
     CHECK(memcmp(split, got, sizeof(float) * (size_t)T * q_dim) == 0, "attention T=%d by block and head differs", T);
     int s0 = T / 3;
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, 0, s0, 0, H, H, Hkv, dh, scale, window, scores);
-    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, s0, T, 0, H, H, Hkv, dh, scale, window, scores);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, 0, s0, 0, H, H, Hkv, dh, scale, window, scores, dnnl);
+    lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, s0, T, 0, H, H, Hkv, dh, scale, window, scores, dnnl);
     double dev = 0;
     for (size_t i = 0; i < (size_t)T * q_dim; i++) dev = fmax(dev, fabs((double)split[i] - got[i]));
     CHECK(dev < 1e-6, "attention T=%d split at %d: max abs deviation %.3g from the whole", T, s0, dev);
@@ -88,12 +88,14 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head)
 
 int main(void)
 {
-    case_(1, 2, 1, 8, 0, false);
-    case_(LSA_ATTN_BLOCK, 4, 2, 16, 0, false);
-    case_(2 * LSA_ATTN_BLOCK + 37, 4, 2, 16, 0, false);
-    case_(2 * LSA_ATTN_BLOCK + 37, 4, 1, 8, 50, false);
-    case_(LSA_ATTN_BLOCK + 5, 4, 4, 8, LSA_ATTN_BLOCK + 3, false);
-    case_(LSA_ATTN_BLOCK + 70, 3, 3, 8, 0, true);
+    for (int dnnl = 0; dnnl < 2; dnnl++) { /* the attention's GEMMs through OpenBLAS, then oneDNN (src/packed.h) */
+        case_(1, 2, 1, 8, 0, false, dnnl);
+        case_(LSA_ATTN_BLOCK, 4, 2, 16, 0, false, dnnl);
+        case_(2 * LSA_ATTN_BLOCK + 37, 4, 2, 16, 0, false, dnnl);
+        case_(2 * LSA_ATTN_BLOCK + 37, 4, 1, 8, 50, false, dnnl);
+        case_(LSA_ATTN_BLOCK + 5, 4, 4, 8, LSA_ATTN_BLOCK + 3, false, dnnl);
+        case_(LSA_ATTN_BLOCK + 70, 3, 3, 8, 0, true, dnnl);
+    }
 
     /* RoPE on one head: pair (x_i, x_{i+half}) rotated by angle t * theta^(-2i/dims) */
     float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, c[4 * 2], s[4 * 2];
