@@ -436,11 +436,10 @@ static void plain_linears(struct lsa_layer_w *L, struct lsa_linear *li[LAYER_LIN
         if (!li[k]->w.f32 || li[k]->in_out) li[k] = NULL;
 }
 
-/* l packed for oneDNN when it is float32 in memory, (n_out, n_in) and without bias (added after a GEMM,
- * it would be one more pass) */
+/* l packed for oneDNN, bias and all, when it is float32 in memory */
 static void pack_linear(struct lsa_linear *l)
 {
-    if (l->w.f32 && !l->in_out && !l->b && !l->packed) l->packed = lsa_packed_new(l->w.f32, l->n_in, l->n_out, false);
+    if (l->w.f32 && !l->packed) l->packed = lsa_packed_new(l->w.f32, l->n_in, l->n_out, l->in_out, l->b);
 }
 
 /* Separate linears a, b, c (c may be NULL) with the same inputs, stacked into one (fused) when all can be
@@ -450,20 +449,29 @@ static int pack_stacked(struct lsa_model *m, struct lsa_linear *fused, struct ls
 {
     struct lsa_linear *part[3] = {a, b, c};
     int n_out = 0, n_in = a->n_in;
+    bool biased = false;
     for (int i = 0; i < 3 && part[i]; i++) {
-        if (!part[i]->w.f32 || part[i]->in_out || part[i]->b || part[i]->n_in != n_in) return 0;
+        if (!part[i]->w.f32 || part[i]->in_out || part[i]->n_in != n_in) return 0;
         n_out += part[i]->n_out;
+        biased |= part[i]->b != NULL;
     }
-    float *w = lsa_model_alloc(m, (size_t)n_out * n_in);
+    /* the biases stacked the same way (qwen2's q, k, v), zeros for a part without one */
+    float *bias = biased ? lsa_model_alloc(m, (size_t)n_out) : NULL;
+    float *w = !biased || bias ? lsa_model_alloc(m, (size_t)n_out * n_in) : NULL;
     if (!w) return LSA_ENOMEM;
-    size_t at = 0;
+    size_t at = 0, bat = 0;
     for (int i = 0; i < 3 && part[i]; i++) {
         memcpy(w + at, part[i]->w.f32, (size_t)part[i]->n_out * n_in * sizeof *w);
         at += (size_t)part[i]->n_out * n_in;
+        for (int j = 0; bias && j < part[i]->n_out; j++) bias[bat++] = part[i]->b ? part[i]->b[j] : 0.0f;
     }
-    struct lsa_packed *p = lsa_packed_new(w, n_in, n_out, false);
-    if (p) *fused = (struct lsa_linear){{.f32 = w}, NULL, n_in, n_out, false, p};
-    else free(m->owned[--m->n_owned]); /* w, the last owned copy: nothing would use it */
+    struct lsa_packed *p = lsa_packed_new(w, n_in, n_out, false, bias);
+    if (p) {
+        *fused = (struct lsa_linear){{.f32 = w}, bias, n_in, n_out, false, p};
+    } else { /* w and bias, the last owned copies: nothing would use them */
+        free(m->owned[--m->n_owned]);
+        if (bias) free(m->owned[--m->n_owned]);
+    }
     return 0;
 }
 
@@ -500,15 +508,15 @@ static int fast_linears(struct lsa_model *m)
     double bytes = m->head.f32 ? 4.0 * m->arch.n_vocab * m->arch.d_model : 0;
     double budget = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 8;
     for (int i = 0; i < m->arch.n_layer; i++) {
-        plain_linears(&m->layers[i], li);
+        layer_linears(&m->layers[i], li);
         for (int k = 0; k < LAYER_LINEARS; k++)
-            if (li[k]) bytes += 4.0 * li[k]->n_in * li[k]->n_out;
+            if (li[k]->w.f32) bytes += 4.0 * li[k]->n_in * li[k]->n_out;
     }
     if (2 * bytes > budget) return 0; /* the packed copies, and the stacked q, k, v and gate, up beside them */
     const char *env = getenv("LSA_ONEDNN");
     bool pack = !env || strcmp(env, "0") != 0;
     /* the head too: OpenBLAS packs all of it again for every block of logits (LOGIT_BLOCK tokens) */
-    if (pack && m->head.f32) m->head_packed = lsa_packed_new(m->head.f32, m->arch.d_model, m->arch.n_vocab, false);
+    if (pack && m->head.f32) m->head_packed = lsa_packed_new(m->head.f32, m->arch.d_model, m->arch.n_vocab, false, NULL);
     for (int i = 0; i < m->arch.n_layer; i++) {
         struct lsa_layer_w *L = &m->layers[i];
         if (pack && pack_layer(m, L)) return LSA_ENOMEM;

@@ -14,9 +14,10 @@
 void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy,
                     int dnnl_threads)
 {
-    if (!l->packed || dnnl_threads < 1 || lsa_packed_run(l->packed, x, ldx, n_tok, y, ldy, dnnl_threads))
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f, x,
-                ldx, w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
+    if (l->packed && dnnl_threads > 0 && !lsa_packed_run(l->packed, x, ldx, n_tok, y, ldy, dnnl_threads))
+        return; /* the bias is packed with it */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f, x, ldx,
+                w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
     if (l->b)
         for (int t = 0; t < n_tok; t++) {
             float *row = y + (size_t)t * ldy;

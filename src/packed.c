@@ -27,6 +27,8 @@ struct lsa_packed {
     int n_in, n_out;
     dnnl_memory_desc_t wmd; /* W's packed layout, (n_in, n_out) logically */
     dnnl_memory_t w;
+    dnnl_memory_desc_t bmd; /* the bias, (1, n_out), when b */
+    dnnl_memory_t b;        /* the caller's bias, or NULL */
     pthread_mutex_t mu; /* guards n_shapes and the appending of shapes */
     int n_shapes;
     struct shape shape[MAX_SHAPES];
@@ -57,7 +59,7 @@ static dnnl_primitive_t matmul(const struct lsa_packed *p, int m, int ldx, int l
               dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
               dnnl_memory_desc_init_by_strides(&src, 2, sd, dnnl_f32, ss) == dnnl_success &&
               dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, ds) == dnnl_success &&
-              dnnl_matmul_desc_init(&desc, &src, wmd, NULL, &dst) == dnnl_success &&
+              dnnl_matmul_desc_init(&desc, &src, wmd, p->b ? &p->bmd : NULL, &dst) == dnnl_success &&
               dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL) == dnnl_success;
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (!ok) return NULL;
@@ -86,6 +88,7 @@ void lsa_packed_free(struct lsa_packed *p)
     for (int i = 0; i < p->n_shapes; i++)
         if (p->shape[i].prim) dnnl_primitive_destroy(p->shape[i].prim);
     if (p->w) dnnl_memory_destroy(p->w);
+    if (p->b) dnnl_memory_destroy(p->b);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -108,7 +111,7 @@ static void threads_back(int was, int n)
     if (was != n) omp_set_num_threads(was);
 }
 
-static struct lsa_packed *packed_new(const float *w, int n_in, int n_out, bool in_out)
+static struct lsa_packed *packed_new(const float *w, int n_in, int n_out, bool in_out, const float *bias)
 {
     pthread_once(&engine_once, engine_init);
     if (!engine || n_in < 1 || n_out < 1) return NULL;
@@ -116,6 +119,12 @@ static struct lsa_packed *packed_new(const float *w, int n_in, int n_out, bool i
     if (!p) return NULL;
     p->n_in = n_in, p->n_out = n_out;
     pthread_mutex_init(&p->mu, NULL);
+    dnnl_dims_t bd = {1, n_out};
+    if (bias && (dnnl_memory_desc_init_by_tag(&p->bmd, 2, bd, dnnl_f32, dnnl_ab) != dnnl_success ||
+                 dnnl_memory_create(&p->b, &p->bmd, engine, (void *)bias) != dnnl_success)) {
+        lsa_packed_free(p);
+        return NULL;
+    }
     /* the layout oneDNN picks for a split forward's usual rows; other row counts use the same one */
     dnnl_memory_desc_t any, plain;
     dnnl_dims_t wd = {n_in, n_out};
@@ -195,11 +204,12 @@ static int run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *
              dnnl_memory_create(&xs, &src, engine, (void *)x) != dnnl_success ||
              dnnl_memory_create(&ys, &dst, engine, y) != dnnl_success ||
              dnnl_memory_create(&sp, &pad, engine, buf) != dnnl_success ||
-             execute(prim, 4,
+             execute(prim, p->b ? 5 : 4,
                      (dnnl_exec_arg_t[]){{DNNL_ARG_SRC, xs},
                                          {DNNL_ARG_WEIGHTS, p->w},
                                          {DNNL_ARG_DST, ys},
-                                         {DNNL_ARG_SCRATCHPAD, sp}});
+                                         {DNNL_ARG_SCRATCHPAD, sp},
+                                         {DNNL_ARG_BIAS, p->b}});
     if (xs) dnnl_memory_destroy(xs);
     if (ys) dnnl_memory_destroy(ys);
     if (sp) dnnl_memory_destroy(sp);
@@ -208,10 +218,10 @@ static int run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *
     return rc;
 }
 
-struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_out)
+struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_out, const float *bias)
 {
     int was = set_threads(1);
-    struct lsa_packed *p = packed_new(w, n_in, n_out, in_out);
+    struct lsa_packed *p = packed_new(w, n_in, n_out, in_out, bias);
     threads_back(was, 1);
     return p;
 }

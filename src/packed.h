@@ -23,14 +23,16 @@ struct lsa_packed;
 
 /*
  * A packed copy of W, the weights of a linear layer with n_in inputs and n_out outputs: w is (n_out, n_in),
- * a torch Linear's layout, or (n_in, n_out) with in_out. NULL when oneDNN has no brgemm kernel for it on
- * this machine, or on any failure (no lsa error: the caller keeps OpenBLAS). Free with lsa_packed_free.
+ * a torch Linear's layout, or (n_in, n_out) with in_out (GPT-2's Conv1D). bias: (n_out) added to every row
+ * of the output, or NULL; it is read at each call, not copied, and must outlive the packed layer. NULL when
+ * oneDNN has no brgemm kernel for it on this machine, or on any failure (no lsa error: the caller keeps
+ * OpenBLAS). Free with lsa_packed_free.
  */
-struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_out);
+struct lsa_packed *lsa_packed_new(const float *w, int n_in, int n_out, bool in_out, const float *bias);
 void lsa_packed_free(struct lsa_packed *p); /* NULL ok */
 
 /*
- * y (n_tok, n_out; ldy) = x (n_tok, n_in; ldx) · W on n_threads. 0 when done; nonzero when oneDNN
+ * y (n_tok, n_out; ldy) = x (n_tok, n_in; ldx) · W (+ bias) on n_threads. 0 when done; nonzero when oneDNN
  * declined or failed, and the caller runs the call with OpenBLAS (which writes all of y). Safe to call
  * from several threads at once.
  */
