@@ -1,11 +1,15 @@
 /*
- * peak — OpenBLAS sgemm GFLOP/s on this machine at the current thread count: the ceiling for an f32
- * CPU forward. Usage: peak [N=2048] [reps=5] [M K [nt|nn] [copies=1]]. Prints the best of reps for
- * C = A·Bᵀ, N×N×N, or (M, N) = (M, K)·W, the shape of a linear layer on M tokens (bench/gemm_shapes.sh):
+ * peak — sgemm GFLOP/s on this machine at the current thread count: the ceiling for an f32 CPU forward.
+ * Usage: peak [N=2048] [reps=5] [M K [nt|nn] [copies=1]]. Prints the best of reps for C = A·Bᵀ, N×N×N, by
+ * OpenBLAS and by oneDNN's matmul with B packed once as lsa packs a layer's weights (src/packed.h),
+ * "gflops" being the better of the two (oneDNN passes OpenBLAS on AVX-512 machines); or, with M K,
+ * OpenBLAS alone on (M, N) = (M, K)·W, the shape of a linear layer on M tokens (bench/gemm_shapes.sh):
  * W stored (N, K) and used transposed ("nt", a torch Linear's layout) or stored (K, N) ("nn", the layout
  * lsa keeps a small model's layers in). copies > 1 cycles through that many weight matrices, so that each
  * comes from memory, not cache, as a forward's weights do (bench/weight_layout.sh).
  */
+#include "packed.h"
+
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +57,20 @@ int main(int argc, char **argv)
     if (argc > 4)
         printf("{\"m\": %d, \"n\": %d, \"k\": %d, \"layout\": \"%s\", \"copies\": %d, \"threads\": %d, \"gflops\": %.2f}\n",
                m, n, k, nn ? "nn" : "nt", copies, openblas_get_num_threads(), 2.0 * m * n * (double)k / best / 1e9);
-    else
-        printf("{\"sgemm_n\": %d, \"threads\": %d, \"gflops\": %.2f}\n", n, openblas_get_num_threads(),
-               2.0 * n * n * (double)n / best / 1e9);
+    else {
+        double blas = 2.0 * n * n * (double)n / best / 1e9, dnnl = 0;
+        struct lsa_packed *p = lsa_packed_new(b, n, n, false, NULL);
+        for (int r = 0; p && r < reps + 1; r++) {
+            double t0 = now();
+            if (lsa_packed_run(p, a, n, n, c, n, openblas_get_num_threads())) break;
+            double g = 2.0 * n * n * (double)n / (now() - t0) / 1e9;
+            if (r && g > dnnl) dnnl = g;
+        }
+        lsa_packed_free(p);
+        printf("{\"sgemm_n\": %d, \"threads\": %d, \"gflops\": %.2f, \"openblas_gflops\": %.2f, "
+               "\"onednn_gflops\": %.2f}\n",
+               n, openblas_get_num_threads(), blas > dnnl ? blas : dnnl, blas, dnnl);
+    }
     free(a), free(b), free(c);
     return 0;
 }
