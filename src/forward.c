@@ -531,11 +531,11 @@ int lsa_fwd_split(const struct lsa_fwd *f, int n_tok)
 }
 
 /*
- * Threads for oneDNN's calls (src/packed.h) in a window, 0 for OpenBLAS alone. One in a split forward (its
+ * Threads for oneDNN's calls (src/packed.h) in a window; 0: OpenBLAS alone. One in a split forward (its
  * threads share the rows) and for a model with d_model <= SPLIT_MAX_D, whose GEMMs are too small to share
- * (and whose split forward's threads are idle then). Else all of OpenBLAS's threads when the layers are packed, and
- * none when they are not: OpenMP's team and OpenBLAS's threads each spin a while after a call, and calls that
- * alternate between them leave each spinning beside the other's work.
+ * between threads. Otherwise all of OpenBLAS's threads when the layers are packed, and none when they are
+ * not: OpenMP's team and OpenBLAS's threads each spin a while after a call, and calls alternating between
+ * the two leave each spinning beside the other's work.
  */
 static int dnnl_threads(const struct lsa_fwd *f, bool split)
 {

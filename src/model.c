@@ -516,7 +516,8 @@ static int fast_linears(struct lsa_model *m)
     const char *env = getenv("LSA_ONEDNN");
     bool pack = !env || strcmp(env, "0") != 0;
     /* the head too: OpenBLAS packs all of it again for every block of logits (LOGIT_BLOCK tokens) */
-    if (pack && m->head.f32) m->head_packed = lsa_packed_new(m->head.f32, m->arch.d_model, m->arch.n_vocab, false, NULL);
+    if (pack && m->head.f32)
+        m->head_packed = lsa_packed_new(m->head.f32, m->arch.d_model, m->arch.n_vocab, false, NULL);
     for (int i = 0; i < m->arch.n_layer; i++) {
         struct lsa_layer_w *L = &m->layers[i];
         if (pack && pack_layer(m, L)) return LSA_ENOMEM;

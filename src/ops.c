@@ -16,8 +16,8 @@ void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, 
 {
     if (l->packed && dnnl_threads > 0 && !lsa_packed_run(l->packed, x, ldx, n_tok, y, ldy, dnnl_threads))
         return; /* the bias is packed with it */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f, x, ldx,
-                w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, l->in_out ? CblasNoTrans : CblasTrans, n_tok, l->n_out, l->n_in, 1.0f, x,
+                ldx, w, l->in_out ? l->n_out : l->n_in, 0.0f, y, ldy);
     if (l->b)
         for (int t = 0; t < n_tok; t++) {
             float *row = y + (size_t)t * ldy;
@@ -113,8 +113,8 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
                 memset(row, 0, (size_t)lo * sizeof *row);
                 memset(row + hi + 1, 0, (size_t)(nk - hi - 1) * sizeof *row);
             }
-            att_gemm(dnnl_threads, false, nb, d_head, nk, 1.0f, scores, nk, v + (size_t)k0 * ldkv + (size_t)kh * kv_hs, ldkv,
-                     out + (size_t)i0 * ld_out + (size_t)h * d_head, ld_out);
+            att_gemm(dnnl_threads, false, nb, d_head, nk, 1.0f, scores, nk, v + (size_t)k0 * ldkv + (size_t)kh * kv_hs,
+                     ldkv, out + (size_t)i0 * ld_out + (size_t)h * d_head, ld_out);
         }
     }
 }

@@ -159,8 +159,7 @@ static struct lsa_packed *packed_new(const float *w, int n_in, int n_out, bool i
 
 /* The primitive for (m, ldx, ldy) from the table, made and added when missing; *owned when it was made
  * for this call alone (table full). NULL when oneDNN declines. */
-static dnnl_primitive_t find(struct lsa_packed *p, int m, int ldx, int ldy, int n_threads, bool *owned,
-                             size_t *scratch)
+static dnnl_primitive_t find(struct lsa_packed *p, int m, int ldx, int ldy, int n_threads, bool *owned, size_t *scratch)
 {
     *owned = false;
     pthread_mutex_lock(&p->mu);
