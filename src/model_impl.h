@@ -62,7 +62,7 @@ struct lsa_model {
     const float *pos_embd;  /* (n_ctx, d_model) or NULL */
     struct lsa_norm_w final_norm;
     struct lsa_mat head;    /* (n_vocab, d_model) */
-    struct lsa_packed *head_packed; /* oneDNN's packed copy of a float32 head (small models), or NULL */
+    struct lsa_packed *head_packed; /* oneDNN's packed copy of a float32 head, or NULL (model.c says when) */
     struct lsa_layer_w *layers; /* (n_layer) */
     float **owned;          /* widened copies to free */
     size_t n_owned;

@@ -9,7 +9,7 @@
 #include "model_impl.h"
 
 /* The kernels work on the rows they are given. In a forward split by tokens (forward.c) each thread runs
- * them on its own rows with a one-thread OpenBLAS; otherwise the elementwise ones run on one thread between
+ * them on its own rows with one-thread GEMMs; otherwise the elementwise ones run on one thread between
  * GEMMs that use all of OpenBLAS's threads (an OpenMP team for them was slower at every size: its threads
  * spin after each region and take cores from OpenBLAS's; bench/RESULTS.md). */
 
