@@ -73,6 +73,15 @@ static dnnl_primitive_t matmul(const struct lsa_packed *p, int m, int ldx, int l
     return prim;
 }
 
+/* *m = oneDNN's view of the caller's array ptr: nd dims, strides in elements of dt. 0 when done. */
+static int view(dnnl_memory_t *m, int nd, const dnnl_dim_t *dims, const dnnl_dim_t *strides, dnnl_data_type_t dt,
+                const void *ptr)
+{
+    dnnl_memory_desc_t md;
+    return dnnl_memory_desc_init_by_strides(&md, nd, dims, dt, strides) != dnnl_success ||
+           dnnl_memory_create(m, &md, engine, (void *)ptr) != dnnl_success;
+}
+
 static int execute(dnnl_primitive_t prim, int n_args, const dnnl_exec_arg_t *args)
 {
     dnnl_stream_t st;
@@ -191,18 +200,12 @@ static int run(struct lsa_packed *p, const float *x, int ldx, int n_tok, float *
     size_t scratch = 0;
     dnnl_primitive_t prim = find(p, n_tok, ldx, ldy, n_threads, &owned, &scratch);
     if (!prim) return 1;
-    dnnl_memory_desc_t src, dst;
     dnnl_dims_t sd = {n_tok, p->n_in}, ss = {ldx, 1}, dd = {n_tok, p->n_out}, ds = {ldy, 1};
-    dnnl_memory_desc_t pad;
-    dnnl_dims_t pd_dims = {(dnnl_dim_t)(scratch > 0 ? scratch : 1)};
+    dnnl_dims_t pd = {(dnnl_dim_t)(scratch > 0 ? scratch : 1)}, unit = {1};
     dnnl_memory_t xs = NULL, ys = NULL, sp = NULL;
     void *buf = malloc(scratch > 0 ? scratch : 1);
-    int rc = !buf || dnnl_memory_desc_init_by_strides(&src, 2, sd, dnnl_f32, ss) != dnnl_success ||
-             dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, ds) != dnnl_success ||
-             dnnl_memory_desc_init_by_tag(&pad, 1, pd_dims, dnnl_u8, dnnl_a) != dnnl_success ||
-             dnnl_memory_create(&xs, &src, engine, (void *)x) != dnnl_success ||
-             dnnl_memory_create(&ys, &dst, engine, y) != dnnl_success ||
-             dnnl_memory_create(&sp, &pad, engine, buf) != dnnl_success ||
+    int rc = !buf || view(&xs, 2, sd, ss, dnnl_f32, x) || view(&ys, 2, dd, ds, dnnl_f32, y) ||
+             view(&sp, 1, pd, unit, dnnl_u8, buf) ||
              execute(prim, p->b ? 5 : 4,
                      (dnnl_exec_arg_t[]){{DNNL_ARG_SRC, xs},
                                          {DNNL_ARG_WEIGHTS, p->w},
@@ -272,18 +275,11 @@ static void gemm_init(void)
 static int gemm(dnnl_primitive_t prim, bool b_t, int m, int n, int k, float alpha, const float *a, int lda,
                 const float *b, int ldb, float *c, int ldc)
 {
-    dnnl_memory_desc_t am, bm, cm, sm;
     dnnl_dims_t ad = {m, k}, as = {lda, 1}, bd = {k, n}, bs = {b_t ? 1 : ldb, b_t ? ldb : 1}, cd = {m, n},
-                cs = {ldc, 1}, one = {1};
+                cs = {ldc, 1}, unit = {1};
     dnnl_memory_t x = NULL, w = NULL, y = NULL, sc = NULL;
-    int rc = dnnl_memory_desc_init_by_strides(&am, 2, ad, dnnl_f32, as) != dnnl_success ||
-             dnnl_memory_desc_init_by_strides(&bm, 2, bd, dnnl_f32, bs) != dnnl_success ||
-             dnnl_memory_desc_init_by_strides(&cm, 2, cd, dnnl_f32, cs) != dnnl_success ||
-             dnnl_memory_desc_init_by_tag(&sm, 1, one, dnnl_f32, dnnl_a) != dnnl_success ||
-             dnnl_memory_create(&x, &am, engine, (void *)a) != dnnl_success ||
-             dnnl_memory_create(&w, &bm, engine, (void *)b) != dnnl_success ||
-             dnnl_memory_create(&y, &cm, engine, c) != dnnl_success ||
-             dnnl_memory_create(&sc, &sm, engine, &alpha) != dnnl_success ||
+    int rc = view(&x, 2, ad, as, dnnl_f32, a) || view(&w, 2, bd, bs, dnnl_f32, b) || view(&y, 2, cd, cs, dnnl_f32, c) ||
+             view(&sc, 1, unit, unit, dnnl_f32, &alpha) ||
              execute(prim, 4,
                      (dnnl_exec_arg_t[]){{DNNL_ARG_SRC, x},
                                          {DNNL_ARG_WEIGHTS, w},
