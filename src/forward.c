@@ -302,8 +302,7 @@ static void rest_rows(const struct step *s, const struct rows *r)
     else
         linear(f, &f->m->layers[s->l].o, f->ctx + (size_t)r->t0 * q_dim, (int)q_dim, r->t1 - r->t0, f->attn + off,
                (int)d);
-    memcpy(f->mid + off, s->in + off, n * sizeof(float));
-    lsa_ops_add(f->mid + off, f->attn + off, n);
+    lsa_vadd_to(f->mid + off, s->in + off, f->attn + off, n);
     if (s->drop_mlp) {
         memset(f->mlp + off, 0, n * sizeof(float));
     } else {
@@ -311,8 +310,7 @@ static void rest_rows(const struct step *s, const struct rows *r)
                      r->t1 - r->t0);
         mlp_rows(f, s->l, r);
     }
-    if (s->out != f->mid) memcpy(s->out + off, f->mid + off, n * sizeof(float));
-    lsa_ops_add(s->out + off, f->mlp + off, n);
+    lsa_vadd_to(s->out + off, f->mid + off, f->mlp + off, n);
 }
 
 /* A thread's part of a split step. */

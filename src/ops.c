@@ -33,11 +33,7 @@ void lsa_ops_norm(const struct lsa_arch *a, const struct lsa_norm_w *w, const fl
         float *yr = y + (size_t)t * d;
         if (a->norm == LSA_NORM_RMS) {
             double ss = lsa_vsumsq(xr, (size_t)d, 0.0);
-            float r = (float)(1.0 / sqrt(ss / d + a->norm_eps));
-            for (int i = 0; i < d; i++) {
-                float v = xr[i] * r;
-                yr[i] = a->norm_plus_one ? v * (1.0f + w->w[i]) : w->w[i] * v;
-            }
+            lsa_vrms_apply(yr, xr, w->w, (float)(1.0 / sqrt(ss / d + a->norm_eps)), a->norm_plus_one, (size_t)d);
         } else {
             double mean = lsa_vsum(xr, (size_t)d) / d, ss = lsa_vsumsq(xr, (size_t)d, mean);
             double r = 1.0 / sqrt(ss / d + a->norm_eps);
@@ -69,12 +65,7 @@ void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int
     for (int t = 0; t < n_tok; t++) {
         const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
         for (int h = 0; h < n_heads; h++) {
-            float *p = x + (size_t)t * ld + (size_t)h * head_stride;
-            for (int i = 0; i < half; i++) {
-                float x1 = p[i], x2 = p[i + half];
-                p[i] = x1 * c[i] - x2 * s[i];
-                p[i + half] = x2 * c[i] + x1 * s[i];
-            }
+            lsa_vrope(x + (size_t)t * ld + (size_t)h * head_stride, c, s, (size_t)half);
         }
     }
 }
@@ -94,6 +85,7 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
                        float scale, int window, float *scores, int dnnl_threads)
 {
     int group = n_head / n_head_kv;
+    float inv_sum[LSA_ATTN_BLOCK];
     /* Query rows in blocks: a block only needs the keys up to its last row (causal), which halves the work
      * and bounds the scratch to (LSA_ATTN_BLOCK, T). */
     for (int i0 = q0; i0 < n_tok; i0 += LSA_ATTN_BLOCK) {
@@ -108,13 +100,16 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
                 float *row = scores + (size_t)r * nk;
                 int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0, hi = i - k0; /* keys lo..hi */
                 size_t n = (size_t)(hi - lo + 1);
-                double sum = lsa_vexp_shift(row + lo, n, lsa_vmax(row + lo, n));
-                lsa_vscale(row + lo, n, (float)(1.0 / sum));
+                inv_sum[r] = (float)(1.0 / lsa_vexp_shift(row + lo, n, lsa_vmax(row + lo, n)));
                 memset(row, 0, (size_t)lo * sizeof *row);
                 memset(row + hi + 1, 0, (size_t)(nk - hi - 1) * sizeof *row);
             }
+            /* the softmax's division after the product, on d_head numbers a row instead of nk (as flash
+             * attention does; the rounding differs from softmax-then-product by an ulp or so) */
+            float *o = out + (size_t)i0 * ld_out + (size_t)h * d_head;
             att_gemm(dnnl_threads, false, nb, d_head, nk, 1.0f, scores, nk, v + (size_t)k0 * ldkv + (size_t)kh * kv_hs,
-                     ldkv, out + (size_t)i0 * ld_out + (size_t)h * d_head, ld_out);
+                     ldkv, o, ld_out);
+            for (int r = 0; r < nb; r++) lsa_vscale(o + (size_t)r * ld_out, (size_t)d_head, inv_sum[r]);
         }
     }
 }
@@ -131,4 +126,3 @@ int lsa_ops_blas_threads(int n)
     return was;
 }
 
-void lsa_ops_add(float *y, const float *x, size_t n) { lsa_vadd(y, x, n); }

@@ -51,7 +51,5 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
 void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld);
 /* Threads OpenBLAS may use from now on (n <= 0: unchanged); returns the number before. */
 int lsa_ops_blas_threads(int n);
-/* y += x over n floats */
-void lsa_ops_add(float *y, const float *x, size_t n);
 
 #endif

@@ -17,11 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define VARIANTS __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VARIANTS
-#endif
+#define VARIANTS LSA_VARIANTS
 
 VARIANTS double lsa_vexp_shift(float *x, size_t n, float shift)
 {
@@ -85,9 +81,9 @@ VARIANTS void lsa_vscale(float *x, size_t n, float s)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
-VARIANTS void lsa_vadd(float *y, const float *x, size_t n)
+VARIANTS void lsa_vadd_to(float *y, const float *a, const float *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
 VARIANTS void lsa_vact(enum lsa_act_kind act, float *x, size_t n)
