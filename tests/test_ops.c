@@ -1,10 +1,12 @@
 /*
  * test_ops — the attention kernel against a naive reference written here (causal softmax(q·kᵀ·scale)·v per
  * head, double precision), for lengths that span several query blocks, with GQA, with a fused per-head
- * layout (head strides), and with a sliding window; and RoPE against its closed form on one pair.
+ * layout (head strides), and with a sliding window; RoPE against its closed form on one pair; and RoPE's and
+ * RMSNorm's vector loops against the same arithmetic rounded product by product.
  */
 #include "ops.h"
 #include "testutil.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -86,6 +88,41 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head, int 
     free(qkv), free(got), free(want), free(scores);
 }
 
+/* float(a·b) for floats a, b: the double product is exact, so this is the product rounded once, whatever
+ * the compiler contracts */
+static float mulf(float a, float b) { return (float)((double)a * b); }
+
+/* RoPE and RMSNorm's scaling round every product to float before the next operation, as transformers does;
+ * their vectorised copies (src/vexact.c) must not fuse a multiply and an add. Lengths around the vector
+ * widths, so that the AVX-512 or AVX2 loop and its remainder both run. */
+static void exact_rounding(void)
+{
+    unsigned seed = 7;
+    for (int half = 1; half <= 41; half += 4) {
+        float p[82], want[82], c[41], sn[41];
+        for (int i = 0; i < 2 * half; i++) p[i] = frand(&seed) * 3;
+        for (int i = 0; i < half; i++) c[i] = frand(&seed), sn[i] = frand(&seed);
+        for (int i = 0; i < half; i++) {
+            float x1 = p[i], x2 = p[i + half];
+            want[i] = mulf(x1, c[i]) - mulf(x2, sn[i]);
+            want[i + half] = mulf(x2, c[i]) + mulf(x1, sn[i]);
+        }
+        lsa_vrope(p, c, sn, (size_t)half);
+        CHECK(memcmp(p, want, sizeof(float) * 2 * half) == 0, "rope (half %d) not rounded product by product", half);
+    }
+    for (int n = 1; n <= 70; n += 3) {
+        float x[70], w[70], y[70], want[70], r = 1.0f / 3.0f;
+        for (int i = 0; i < n; i++) x[i] = frand(&seed) * 5, w[i] = frand(&seed);
+        for (int plus_one = 0; plus_one < 2; plus_one++) {
+            for (int i = 0; i < n; i++)
+                want[i] = plus_one ? mulf(mulf(x[i], r), 1.0f + w[i]) : mulf(w[i], mulf(x[i], r));
+            lsa_vrms_apply(y, x, w, r, plus_one, (size_t)n);
+            CHECK(memcmp(y, want, sizeof(float) * n) == 0, "rms scaling (n %d, plus_one %d) not as rounded", n,
+                  plus_one);
+        }
+    }
+}
+
 int main(void)
 {
     for (int dnnl = 0; dnnl < 2; dnnl++) { /* the attention's GEMMs through OpenBLAS, then oneDNN (src/packed.h) */
@@ -118,5 +155,6 @@ int main(void)
         e = fmax(e, fabs(y[8 + i + half] - (x[i + half] * cos(ang) + x[i] * sin(ang))));
     }
     CHECK(e < 1e-6, "rope closed form: err %.3g", e);
+    exact_rounding();
     return t_finish("test_ops");
 }
