@@ -138,6 +138,7 @@ int lsa_similarity_run(struct lsa_capture_reader *cap, const struct lsa_similari
         }
         if (!rc) lsa_sim_pass_block(&s, blk, T, last);
     }
+    if (!rc) lsa_sim_pass_flush(&s);
     r->token_s = s.token_s;
     r->minibatch_s = s.minibatch_s;
     if (!rc) {

@@ -49,16 +49,18 @@ int lsa_sim_pass_alloc(struct lsa_sim_pass *s, int n, int D, int b, int64_t cap,
     bool ok = s->cos_sum && s->ang_sum && s->last_sum && s->norm_sum && s->tc && s->ta && s->tn;
     if (ok && b > 0) {
         size_t bb = (size_t)b * b, th = (size_t)s->threads;
-        s->mb = malloc((size_t)n * b * D * sizeof(float));
+        s->group = s->threads < LSA_SIM_GROUP ? s->threads : LSA_SIM_GROUP;
+        size_t gn = (size_t)s->group * n;
+        s->mb = malloc(gn * b * D * sizeof(float));
         size_t el = f32 ? sizeof(float) : sizeof(double);
         s->kp = (int64_t)b * (b - 1) / 2;
         s->xc = malloc(th * b * D * el);
         s->kt = malloc(th * bb * el);
         s->mean = malloc(th * D * sizeof(double));
-        s->kg = malloc((size_t)n * s->kp * el);
-        s->trp = malloc(LSA_SIM_SLICES * nn * sizeof(double));
+        s->kg = malloc(gn * s->kp * el);
+        s->trp = malloc((size_t)s->group * LSA_SIM_SLICES * nn * sizeof(double));
         s->trs = f32 ? malloc(th * nn * sizeof(float)) : NULL;
-        s->rs = malloc((size_t)n * b * sizeof(double));
+        s->rs = malloc(gn * b * sizeof(double));
         s->tot = malloc((size_t)n * sizeof(double));
         s->tr = calloc(nn, sizeof(double));
         s->rr = calloc(nn, sizeof(double));
@@ -160,8 +162,9 @@ static void tokens(struct lsa_sim_pass *s, const float *blk, int64_t T, int64_t 
 DEFINE_PACK(pack_f32, float)
 DEFINE_PACK(pack_f64, double)
 
-/* Point i of a full minibatch: the strict upper triangle of its centred Gram K (the diagonal is what
- * HSIC_1 leaves out) packed into kg's row i, and the row sums of K without its diagonal into rs. */
+/* Row i of the held minibatches (point i % n of minibatch i / n): the strict upper triangle of its centred
+ * Gram K (the diagonal is what HSIC_1 leaves out) packed into kg's row i, and the row sums of K without its
+ * diagonal into rs's row i. */
 VARIANTS static void minibatch_point(struct lsa_sim_pass *s, int i, int tid)
 {
     int b = s->b, D = s->D;
@@ -192,16 +195,16 @@ VARIANTS static void minibatch_point(struct lsa_sim_pass *s, int i, int tid)
     }
 }
 
-/* Slice sl of LSA_SIM_SLICES of the packed entries: <triu K_i, triu K_j> over it for all pairs, into out
- * (n, n, upper triangle). Float32 Grams are multiplied LSA_SIM_KBLOCK entries at a time in float32 and
- * summed in float64, as the exact CKA does with tokens. */
-static void tr_slice(struct lsa_sim_pass *s, int sl, int tid, double *out)
+/* Slice sl of LSA_SIM_SLICES of held minibatch g's packed entries: <triu K_i, triu K_j> over it for all
+ * pairs, into out (n, n, upper triangle). Float32 Grams are multiplied LSA_SIM_KBLOCK entries at a time in
+ * float32 and summed in float64, as the exact CKA does with tokens. */
+static void tr_slice(struct lsa_sim_pass *s, int g, int sl, int tid, double *out)
 {
     int n = s->n;
-    size_t nn = (size_t)n * n;
+    size_t nn = (size_t)n * n, at = (size_t)g * n * s->kp;
     int64_t lo = s->kp * sl / LSA_SIM_SLICES, hi = s->kp * (sl + 1) / LSA_SIM_SLICES;
     if (!s->f32) {
-        if (hi > lo) lsa_la_gram(n, (int)(hi - lo), (double *)s->kg + lo, (int)s->kp, 0.0, out);
+        if (hi > lo) lsa_la_gram(n, (int)(hi - lo), (double *)s->kg + at + lo, (int)s->kp, 0.0, out);
         else memset(out, 0, nn * sizeof(double));
         return;
     }
@@ -209,37 +212,52 @@ static void tr_slice(struct lsa_sim_pass *s, int sl, int tid, double *out)
     memset(out, 0, nn * sizeof(double));
     for (int64_t k0 = lo; k0 < hi; k0 += LSA_SIM_KBLOCK) {
         int len = (int)(hi - k0 < LSA_SIM_KBLOCK ? hi - k0 : LSA_SIM_KBLOCK);
-        lsa_la_sgram_upper(n, len, (float *)s->kg + k0, (int)s->kp, part);
+        lsa_la_sgram_upper(n, len, (float *)s->kg + at + k0, (int)s->kp, part);
         for (int i = 0; i < n; i++)
             for (int j = i; j < n; j++) out[i * n + j] += part[i * n + j];
     }
 }
 
-/* A full minibatch in s->mb: add HSIC_1 of every pair. */
-static void minibatch(struct lsa_sim_pass *s)
+static void minibatch_sums(struct lsa_sim_pass *s, int g);
+
+/* The held full minibatches in s->mb: add HSIC_1 of every pair, minibatch by minibatch. */
+static void minibatches(struct lsa_sim_pass *s)
 {
-    int n = s->n, b = s->b;
+    int n = s->n, held = s->held;
     size_t nn = (size_t)n * n;
-    /* one point per thread, each GEMM on one thread (lsa_similarity_run sets BLAS to one thread); then
-     * tr(K~_i K~_j) = 2 <triu K_i, triu K_j> for all pairs in slices of the entries, a fixed number of
-     * them whatever the thread count, so that the sums do not depend on it */
+    /* one point of one minibatch per thread, each GEMM on one thread (lsa_similarity_run sets BLAS to one
+     * thread): the minibatches are held in groups so that the points (13 for a 12-layer model) share out
+     * evenly (13 of 26 each on two cores, where one minibatch left a core waiting for a seventh of the
+     * time). Then tr(K~_i K~_j) = 2 <triu K_i, triu K_j> for all pairs in slices of the entries, a fixed
+     * number of them whatever the thread count, so that the sums do not depend on it */
 #pragma omp parallel
     {
 #pragma omp for schedule(dynamic)
-        for (int i = 0; i < n; i++) minibatch_point(s, i, omp_get_thread_num());
+        for (int gi = 0; gi < held * n; gi++) minibatch_point(s, gi, omp_get_thread_num());
 #pragma omp for schedule(static)
-        for (int sl = 0; sl < LSA_SIM_SLICES; sl++) tr_slice(s, sl, omp_get_thread_num(), s->trp + sl * nn);
+        for (int gs = 0; gs < held * LSA_SIM_SLICES; gs++)
+            tr_slice(s, gs / LSA_SIM_SLICES, gs % LSA_SIM_SLICES, omp_get_thread_num(), s->trp + gs * nn);
     }
+    for (int g = 0; g < held; g++) minibatch_sums(s, g);
+    s->held = 0;
+}
+
+/* HSIC_1 of every pair of held minibatch g, from its tr slices and row sums, added to s->hsic. */
+static void minibatch_sums(struct lsa_sim_pass *s, int g)
+{
+    int n = s->n, b = s->b;
+    size_t nn = (size_t)n * n;
+    const double *trp = s->trp + (size_t)g * LSA_SIM_SLICES * nn, *rs = s->rs + (size_t)g * n * b;
     for (int i = 0; i < n; i++)
         for (int j = i; j < n; j++) {
             double v = 0;
-            for (int sl = 0; sl < LSA_SIM_SLICES; sl++) v += s->trp[sl * nn + (size_t)i * n + j];
+            for (int sl = 0; sl < LSA_SIM_SLICES; sl++) v += trp[sl * nn + (size_t)i * n + j];
             s->tr[(size_t)i * n + j] = s->tr[(size_t)j * n + i] = 2 * v;
         }
-    lsa_la_gram(n, b, s->rs, b, 0.0, s->rr);
+    lsa_la_gram(n, b, rs, b, 0.0, s->rr);
     for (int i = 0; i < n; i++) {
         s->tot[i] = 0;
-        for (int t = 0; t < b; t++) s->tot[i] += s->rs[(size_t)i * b + t];
+        for (int t = 0; t < b; t++) s->tot[i] += rs[(size_t)i * b + t];
     }
     double bd = b;
     for (int i = 0; i < n; i++)
@@ -261,13 +279,12 @@ void lsa_sim_pass_block(struct lsa_sim_pass *s, const float *blk, int64_t T, con
     s->token_s += lsa_sim_now() - t0;
     for (int64_t k = 0; k < T; k++) {
         if (s->b > 0) {
+            float *mb = s->mb + (size_t)s->held * n * s->b * D;
             for (int i = 0; i < n; i++)
-                memcpy(s->mb + ((size_t)i * s->b + s->fill) * D, blk + ((size_t)i * T + k) * D, row);
+                memcpy(mb + ((size_t)i * s->b + s->fill) * D, blk + ((size_t)i * T + k) * D, row);
             if (++s->fill == s->b) {
-                double t1 = lsa_sim_now();
-                minibatch(s);
                 s->fill = 0;
-                s->minibatch_s += lsa_sim_now() - t1;
+                if (++s->held == s->group) lsa_sim_pass_flush(s);
             }
         }
         if (s->kept < s->cap) {
@@ -280,6 +297,14 @@ void lsa_sim_pass_block(struct lsa_sim_pass *s, const float *blk, int64_t T, con
             }
         }
     }
+}
+
+void lsa_sim_pass_flush(struct lsa_sim_pass *s)
+{
+    if (s->held == 0) return;
+    double t1 = lsa_sim_now();
+    minibatches(s);
+    s->minibatch_s += lsa_sim_now() - t1;
 }
 
 /* ||X_i^T X_j||_F^2 for j in [j0, j0 + gj), from the centred kept tokens, into fro's row i and column i. */

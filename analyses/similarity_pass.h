@@ -20,6 +20,8 @@
 #define LSA_SIM_SLICES 8
 /* tokens whose cosines and angles are computed in parallel, then summed in order */
 #define LSA_SIM_TCHUNK 256
+/* most minibatches held and computed together (as many as there are threads, up to this) */
+#define LSA_SIM_GROUP 4
 
 struct lsa_sim_pass {
     int n, D;
@@ -28,15 +30,16 @@ struct lsa_sim_pass {
     double *tc, *ta, *tn; /* per-token values of LSA_SIM_TCHUNK tokens: (pairs, chunk) x 2, (n, chunk) */
     /* minibatch CKA */
     int b, fill;            /* minibatch size, tokens in the current one */
-    float *mb;              /* (n, b, D) the minibatch as stored */
+    int group, held;        /* minibatches computed together, full ones held (fill: of the next) */
+    float *mb;              /* (group, n, b, D) the held minibatches as stored */
     int threads;            /* OpenMP threads the scratch below is sized for */
     void *xc;               /* (threads, b, D) one centred point, float or double */
     void *kt;               /* (threads, b, b) its Gram, float or double */
     double *mean;           /* (threads, D) */
     int64_t kp;             /* b (b - 1) / 2 */
-    void *kg;               /* (n, kp) strict upper triangles of the Grams, float or double */
-    double *rs, *tot;       /* (n, b) their row sums without the diagonal, (n) */
-    double *trp;            /* (LSA_SIM_SLICES, n, n) tr from slices of kg's columns */
+    void *kg;               /* (group, n, kp) strict upper triangles of the Grams, float or double */
+    double *rs, *tot;       /* (group, n, b) their row sums without the diagonal, (n) */
+    double *trp;            /* (group, LSA_SIM_SLICES, n, n) tr from slices of kg's columns */
     float *trs;             /* (threads, n, n) float32 partial products of a slice */
     double *tr, *rr, *hsic; /* (n, n): tr(K~_i K~_j), (K~_i 1)^T (K~_j 1), sum of HSIC_1 */
     int64_t n_batches;
@@ -54,6 +57,8 @@ void lsa_sim_pass_free(struct lsa_sim_pass *s);
 /* T consecutive tokens: blk (n, T, D), point-major as the capture reader gives them; last[k] is 1
  * where token k ends a sequence. */
 void lsa_sim_pass_block(struct lsa_sim_pass *s, const float *blk, int64_t T, const unsigned char *last);
+/* Computes the full minibatches still held (call once the last block is in). */
+void lsa_sim_pass_flush(struct lsa_sim_pass *s);
 /* Monotonic seconds, for the timings the pass and lsa_similarity_run keep. */
 double lsa_sim_now(void);
 /* Exact linear CKA (n, n) of the kept tokens into out (centres the kept tokens in place). */
