@@ -212,7 +212,11 @@ int lsa_chunkread_f32(struct lsa_chunkread_scratch *sc, hid_t d, const char *pat
         struct worker w[LSA_MAX_THREADS];
         for (int i = 0; i < nt; i++)
             w[i] = (struct worker){.sl = &sl, .tid = i, .first = i, .step = nt, .n_chunks = n, .bad = -1};
-        lsa_run_threads(nt, decode, w, sizeof w[0]);
+        /* on OpenMP's team rather than threads of its own: the analyses that read (similarity, the lens)
+         * run OpenMP loops between reads, whose threads spin a while after each and took the cores from
+         * separate decoding threads (reading 100k tokens of d = 128: 0.47 s against 0.36 s) */
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+        for (int i = 0; i < nt; i++) decode(&w[i]);
         int64_t bad = -1;
         for (int i = 0; i < nt; i++) {
             if (w[i].nomem) rc = lsa_err(LSA_ENOMEM, "out of memory reading %s", name);
