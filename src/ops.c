@@ -125,4 +125,3 @@ int lsa_ops_blas_threads(int n)
     if (n > 0 && n != was) openblas_set_num_threads(n);
     return was;
 }
-
