@@ -513,8 +513,7 @@ static int fast_linears(struct lsa_model *m)
             if (li[k]->w.f32) bytes += 4.0 * li[k]->n_in * li[k]->n_out;
     }
     if (2 * bytes > budget) return 0; /* the packed copies, and the stacked q, k, v and gate, up beside them */
-    const char *env = getenv("LSA_ONEDNN");
-    bool pack = !env || strcmp(env, "0") != 0;
+    bool pack = lsa_onednn_wanted();
     /* the head too: OpenBLAS packs all of it again for every block of logits (LOGIT_BLOCK tokens) */
     if (pack && m->head.f32)
         m->head_packed = lsa_packed_new(m->head.f32, m->arch.d_model, m->arch.n_vocab, false, NULL);

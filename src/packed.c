@@ -242,11 +242,16 @@ int lsa_packed_run(struct lsa_packed *p, const float *x, int ldx, int n_tok, flo
 static dnnl_primitive_t gemm_prim[2];
 static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
 
+bool lsa_onednn_wanted(void)
+{
+    const char *env = getenv("LSA_ONEDNN");
+    return !env || strcmp(env, "0") != 0;
+}
+
 static void gemm_init(void)
 {
     pthread_once(&engine_once, engine_init);
-    const char *env = getenv("LSA_ONEDNN");
-    if (!engine || (env && strcmp(env, "0") == 0)) return;
+    if (!engine || !lsa_onednn_wanted()) return;
     for (int t = 0; t < 2; t++) {
         const dnnl_dim_t R = DNNL_RUNTIME_DIM_VAL;
         dnnl_memory_desc_t a, b, c;

@@ -21,6 +21,9 @@
 
 struct lsa_packed;
 
+/* false when the user set LSA_ONEDNN=0: every GEMM then goes through OpenBLAS alone */
+bool lsa_onednn_wanted(void);
+
 /*
  * A packed copy of W, the weights of a linear layer with n_in inputs and n_out outputs: w is (n_out, n_in),
  * a torch Linear's layout, or (n_in, n_out) with in_out (GPT-2's Conv1D). bias: (n_out) added to every row

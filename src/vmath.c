@@ -17,9 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define VARIANTS LSA_VARIANTS
-
-VARIANTS double lsa_vexp_shift(float *x, size_t n, float shift)
+LSA_VARIANTS double lsa_vexp_shift(float *x, size_t n, float shift)
 {
     double s = 0;
     for (size_t i = 0; i < n; i++) {
@@ -29,7 +27,7 @@ VARIANTS double lsa_vexp_shift(float *x, size_t n, float shift)
     return s;
 }
 
-VARIANTS double lsa_vexp_sum(const float *x, size_t n, float shift)
+LSA_VARIANTS double lsa_vexp_sum(const float *x, size_t n, float shift)
 {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += expf(x[i] - shift);
@@ -40,7 +38,7 @@ VARIANTS double lsa_vexp_sum(const float *x, size_t n, float shift)
  * -ffast-math (a chain of dependent maxss, 4 cycles a float), and the max and the scaling were 10% of a
  * d = 128 capture's cycles (attention rows) and 2% of the logits' statistics; nor does it vectorise a
  * loop whose arrays may overlap (the residual adds). The max is exact in any order. */
-VARIANTS float lsa_vmax(const float *x, size_t n)
+LSA_VARIANTS float lsa_vmax(const float *x, size_t n)
 {
     float m = x[0];
     for (size_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
@@ -49,14 +47,14 @@ VARIANTS float lsa_vmax(const float *x, size_t n)
 
 /* The sums of a norm, in double as before, but in vector lanes (-ffast-math lets GCC reorder them): a
  * chain of dependent double adds, 4 cycles a float, was 3% of a d = 128 forward. */
-VARIANTS double lsa_vsum(const float *x, size_t n)
+LSA_VARIANTS double lsa_vsum(const float *x, size_t n)
 {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += x[i];
     return s;
 }
 
-VARIANTS double lsa_vsumsq(const float *x, size_t n, double mean)
+LSA_VARIANTS double lsa_vsumsq(const float *x, size_t n, double mean)
 {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += ((double)x[i] - mean) * ((double)x[i] - mean);
@@ -65,7 +63,7 @@ VARIANTS double lsa_vsumsq(const float *x, size_t n, double mean)
 
 /* On the bits: -ffast-math assumes there is no NaN or Inf to find, and integer lanes do not care. A scalar
  * isfinite over the residual after every layer was 1.5% of a d = 128 forward, on one thread. */
-VARIANTS bool lsa_vany_nonfinite(const float *x, size_t n)
+LSA_VARIANTS bool lsa_vany_nonfinite(const float *x, size_t n)
 {
     uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -76,17 +74,17 @@ VARIANTS bool lsa_vany_nonfinite(const float *x, size_t n)
     return bad != 0;
 }
 
-VARIANTS void lsa_vscale(float *x, size_t n, float s)
+LSA_VARIANTS void lsa_vscale(float *x, size_t n, float s)
 {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
-VARIANTS void lsa_vadd_to(float *y, const float *a, const float *b, size_t n)
+LSA_VARIANTS void lsa_vadd_to(float *y, const float *a, const float *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-VARIANTS void lsa_vact(enum lsa_act_kind act, float *x, size_t n)
+LSA_VARIANTS void lsa_vact(enum lsa_act_kind act, float *x, size_t n)
 {
     switch (act) {
     case LSA_ACT_SILU:
@@ -105,7 +103,7 @@ VARIANTS void lsa_vact(enum lsa_act_kind act, float *x, size_t n)
     }
 }
 
-VARIANTS void lsa_vact_mul(enum lsa_act_kind act, float *out, float *x, const float *y, size_t n)
+LSA_VARIANTS void lsa_vact_mul(enum lsa_act_kind act, float *out, float *x, const float *y, size_t n)
 {
     if (act == LSA_ACT_SILU) { /* the gated MLP of every llama-like model: one fused loop */
         for (size_t i = 0; i < n; i++) out[i] = x[i] / (1.0f + expf(-x[i])) * y[i];
