@@ -38,7 +38,10 @@ struct lsa_fwd {
     float *ctx;    /* (T, q_dim) attention heads concatenated */
     float *ff;     /* (T, 2 d_ff) [gate | up] */
     float *act;    /* (T, d_ff) gate·up in dense rows for a packed down, or NULL */
-    float *scores; /* (n_split, LSA_ATTN_BLOCK, T) */
+    float *scores; /* n_scores attention scratches of score_len floats: one for each split thread, or for each
+                    * OpenMP thread of an unsplit forward's attention */
+    size_t score_len;
+    int n_scores;
     float *logits; /* (n_split, LOGIT_BLOCK, n_vocab) */
     int n_split;   /* > 1: a window's rows may be split among this many threads (lsa_fwd_split) */
     bool split_forced;
@@ -120,7 +123,10 @@ struct lsa_fwd *lsa_fwd_new(const struct lsa_model *m, int max_tok)
     f->n_split = split_threads(m, &f->split_forced);
     if (f->n_split > 1 && !(f->pool = lsa_pool_new(f->n_split))) f->n_split = 1; /* then OpenBLAS's threads */
     size_t ns = (size_t)(f->n_split > 1 ? f->n_split : 1);
-    f->scores = alloc_f(ns * LSA_ATTN_BLOCK * T, &fail);
+    int blas = lsa_ops_blas_threads(-1);
+    f->n_scores = f->n_split > blas ? f->n_split : blas > 1 ? blas : 1;
+    f->score_len = lsa_ops_attention_scratch(max_tok, a->d_head);
+    f->scores = alloc_f((size_t)f->n_scores * f->score_len, &fail);
     f->logits = alloc_f(ns * LOGIT_BLOCK * a->n_vocab, &fail);
     if (m->lazy) {
         size_t head = (size_t)(a->n_vocab < HEAD_BLOCK ? a->n_vocab : HEAD_BLOCK) * d;
@@ -195,7 +201,7 @@ static int report(const struct lsa_fwd_request *req, enum lsa_point pt, int pos,
 /* Rows t0..t1-1 of f->h, f->qkv, ... as a range of a layer's work. */
 struct rows {
     int t0, t1;
-    float *scores; /* (LSA_ATTN_BLOCK, T) this range's attention scratch */
+    struct lsa_att_scratch scores; /* this range's attention scratch */
 };
 
 /* q, k, v of layer l for the rows (roped), from `in`. */
@@ -239,7 +245,7 @@ static void qkv_rows(struct lsa_fwd *f, int l, const float *in, const struct row
 
 /* Attention of layer l for query rows q0..q1-1 and heads h0..h1-1, into f->ctx; needs q, k, v of every
  * row up to q1. */
-static void heads(struct lsa_fwd *f, int l, int q0, int q1, int h0, int h1, float *scores)
+static void heads(struct lsa_fwd *f, int l, int q0, int q1, int h0, int h1, const struct lsa_att_scratch *scores)
 {
     const struct lsa_arch *a = &f->m->arch;
     struct qkv_view v = qkv_view(a, f->qkv);
@@ -325,7 +331,7 @@ struct part {
  * heads' width in ways no simple count captures. A job is one block of LSA_ATTN_BLOCK query rows and one
  * head, taken from a counter, the costliest (last) blocks first, so that threads finish together.
  */
-static void attention_jobs(struct step *s, float *scores)
+static void attention_jobs(struct step *s, const struct lsa_att_scratch *scores)
 {
     int H = s->f->m->arch.n_head, n_blocks = (s->T + LSA_ATTN_BLOCK - 1) / LSA_ATTN_BLOCK;
     for (int j; (j = atomic_fetch_add(&s->next_job, 1)) < n_blocks * H;) {
@@ -338,7 +344,7 @@ static void attention_jobs(struct step *s, float *scores)
 static void *run_part(void *arg)
 {
     struct part *p = arg;
-    if (p->phase == 1) attention_jobs(p->s, p->r.scores);
+    if (p->phase == 1) attention_jobs(p->s, &p->r.scores);
     else if (p->r.t1 <= p->r.t0) return NULL;
     else if (p->phase == 0) qkv_rows(p->s->f, p->s->l, p->s->in, &p->r);
     else rest_rows(p->s, &p->r);
@@ -363,10 +369,10 @@ static int block(struct lsa_fwd *f, const struct lsa_plan *plan, int pos, const 
     s.drop_mlp = plan && plan->drop_mlp[pos];
     int n = f->cur_split;
     if (n == 1) {
-        struct rows r = {.t0 = 0, .t1 = T, .scores = f->scores};
+        struct rows r = {.t0 = 0, .t1 = T, .scores = {f->scores, f->score_len, f->n_scores}};
         if (!s.drop_attn) {
             qkv_rows(f, s.l, in, &r);
-            heads(f, s.l, 0, T, 0, a->n_head, f->scores);
+            heads(f, s.l, 0, T, 0, a->n_head, &r.scores);
         }
         rest_rows(&s, &r);
     } else {
@@ -375,7 +381,7 @@ static int block(struct lsa_fwd *f, const struct lsa_plan *plan, int pos, const 
         split_rows(T, n, bound);
         for (int i = 0; i < n; i++)
             parts[i] = (struct part){
-                .s = &s, .r = {bound[i], bound[i + 1], f->scores + (size_t)i * LSA_ATTN_BLOCK * f->max_tok}};
+                .s = &s, .r = {bound[i], bound[i + 1], {f->scores + (size_t)i * f->score_len, f->score_len, 1}}};
         for (int phase = s.drop_attn ? 2 : 0; phase < 3; phase++) {
             for (int i = 0; i < n; i++) parts[i].phase = phase;
             lsa_pool_run(f->pool, run_part, parts, sizeof parts[0]);

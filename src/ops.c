@@ -4,11 +4,13 @@
  * transformers' float32 results regardless of summation order.
  */
 #include "ops.h"
+#include "attn_fused.h"
 #include "packed.h"
 #include "vmath.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 void lsa_ops_linear(const struct lsa_linear *l, const float *w, const float *x, int ldx, int n_tok, float *y, int ldy,
@@ -80,11 +82,44 @@ static void att_gemm(int dnnl_threads, bool b_t, int m, int n, int k, float alph
                 c, ldc);
 }
 
+/* One call's worth of lsa_ops_attention's arguments, for its fused jobs. */
+struct fused_call {
+    const float *q, *k, *v;
+    float *out;
+    int ldq, q_hs, ldkv, kv_hs, ld_out, q0, n_tok, h0, nh, nb, group, d_head, window;
+    float scale;
+};
+
+/* Job j of a call: a block of query rows and one head, the costliest (last) blocks first so that threads
+ * finish together. */
+static void fused_job(const struct fused_call *c, int j, float *area)
+{
+    int i0 = c->q0 + (c->nb - 1 - j / c->nh) * LSA_ATTN_BLOCK, h = c->h0 + j % c->nh, kh = h / c->group;
+    int i1 = c->n_tok - i0 < LSA_ATTN_BLOCK ? c->n_tok : i0 + LSA_ATTN_BLOCK;
+    lsa_attn_fused(c->q + (size_t)h * c->q_hs, c->ldq, c->k + (size_t)kh * c->kv_hs, c->v + (size_t)kh * c->kv_hs,
+                   c->ldkv, c->out + (size_t)h * c->d_head, c->ld_out, i0, i1, c->d_head, c->scale, c->window, area);
+}
+
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
                        float *out, int ld_out, int q0, int n_tok, int h0, int h1, int n_head, int n_head_kv, int d_head,
-                       float scale, int window, float *scores, int dnnl_threads)
+                       float scale, int window, const struct lsa_att_scratch *scr, int dnnl_threads)
 {
     int group = n_head / n_head_kv;
+    /* the fused kernel runs on OpenMP's team; beside OpenBLAS's own threads it would spin against them */
+    if (lsa_attn_fused_ok(d_head) && (dnnl_threads > 0 || openblas_get_num_threads() == 1)) {
+        int nb = (n_tok - q0 + LSA_ATTN_BLOCK - 1) / LSA_ATTN_BLOCK, jobs = nb * (h1 - h0);
+        struct fused_call c = {q, k, v, out, ldq, q_hs, ldkv, kv_hs, ld_out, q0, n_tok, h0, h1 - h0, nb, group, d_head,
+                               window, scale};
+        int nt = dnnl_threads < scr->n ? dnnl_threads : scr->n;
+        if ((nt < jobs ? nt : jobs) > 1) {
+#pragma omp parallel for num_threads(nt < jobs ? nt : jobs) schedule(dynamic)
+            for (int j = 0; j < jobs; j++) fused_job(&c, j, scr->p + (size_t)omp_get_thread_num() * scr->len);
+        } else {
+            for (int j = 0; j < jobs; j++) fused_job(&c, j, scr->p);
+        }
+        return;
+    }
+    float *scores = scr->p;
     float inv_sum[LSA_ATTN_BLOCK];
     /* Query rows in blocks: a block only needs the keys up to its last row (causal), which halves the work
      * and bounds the scratch to (LSA_ATTN_BLOCK, T). */
@@ -112,6 +147,12 @@ void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const 
             for (int r = 0; r < nb; r++) lsa_vscale(o + (size_t)r * ld_out, (size_t)d_head, inv_sum[r]);
         }
     }
+}
+
+size_t lsa_ops_attention_scratch(int n_tok, int d_head)
+{
+    size_t gemm = (size_t)LSA_ATTN_BLOCK * (size_t)n_tok, fused = lsa_attn_fused_scratch(n_tok, d_head);
+    return gemm > fused ? gemm : fused;
 }
 
 void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld)

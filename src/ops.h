@@ -33,20 +33,30 @@ void lsa_ops_act_mul(enum lsa_act_kind act, float *x, int n_tok, int n, int ld, 
  */
 void lsa_ops_rope(float *x, int ld, int head_stride, int n_heads, int n_tok, int rope_dims, const float *cos_t,
                   const float *sin_t);
-/* Query rows per attention block; the scores scratch is (LSA_ATTN_BLOCK, T). */
+/* Query rows per attention block. */
 #define LSA_ATTN_BLOCK 128
+/* Floats of scratch lsa_ops_attention needs for n_tok tokens and heads of d_head, a thread. */
+size_t lsa_ops_attention_scratch(int n_tok, int d_head);
+/* n areas of len floats, one for each thread that may share an attention call. */
+struct lsa_att_scratch {
+    float *p;
+    size_t len;
+    int n;
+};
 
 /*
  * Causal multi-head attention. Head h reads q + h*q_hs, kv head h / (n_head / n_head_kv) from k and v
  * at + kh*kv_hs; out head h to out + h*d_head (ld_out). window > 0 limits each query to its last window
  * keys. Only query rows q0..n_tok-1 and heads h0..h1-1 are computed (each row reads keys from 0); row t
  * of q, k, v and out is at t*ld as for q0 = 0. Rows are taken in blocks of LSA_ATTN_BLOCK from q0: with
- * q0 a multiple of it, every row comes out as from the whole call, bit for bit. scores:
- * (LSA_ATTN_BLOCK, n_tok) scratch.
+ * q0 a multiple of it, every row comes out as from the whole call, bit for bit. scr: areas of at least
+ * lsa_ops_attention_scratch(n_tok, d_head) floats. dnnl_threads > 0: oneDNN's GEMMs or the fused kernel
+ * (src/attn_fused.h) on up to that many OpenMP threads (and scr->n); 0: OpenBLAS's threads, or the fused
+ * kernel on one thread when OpenBLAS has only one.
  */
 void lsa_ops_attention(const float *q, int ldq, int q_hs, const float *k, const float *v, int ldkv, int kv_hs,
                        float *out, int ld_out, int q0, int n_tok, int h0, int h1, int n_head, int n_head_kv, int d_head,
-                       float scale, int window, float *scores, int dnnl_threads);
+                       float scale, int window, const struct lsa_att_scratch *scr, int dnnl_threads);
 /* logits (n_tok, n_rows; ld) = h (n_tok, d) · headᵀ for n_rows rows of the head (a vocabulary slice) */
 void lsa_ops_logits(const float *head, int n_rows, int d, const float *h, int n_tok, float *logits, int ld);
 /* Threads OpenBLAS may use from now on (n <= 0: unchanged); returns the number before. */

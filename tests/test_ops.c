@@ -4,6 +4,7 @@
  * layout (head strides), and with a sliding window; RoPE against its closed form on one pair; and RoPE's and
  * RMSNorm's vector loops against the same arithmetic rounded product by product.
  */
+#include "attn_fused.h"
 #include "ops.h"
 #include "testutil.h"
 #include "vmath.h"
@@ -44,8 +45,13 @@ static void naive(const float *q, int ldq, int q_hs, const float *k, const float
     free(p);
 }
 
-static void case_(int T, int H, int Hkv, int dh, int window, bool per_head, int dnnl)
+/* route 0: the GEMMs through OpenBLAS; 1: through oneDNN where it can (src/packed.h); 2: the fused kernel
+ * (src/attn_fused.h) where the CPU and d_head allow it, else route 1; 3: the same on two OpenMP threads */
+static void case_(int T, int H, int Hkv, int dh, int window, bool per_head, int route)
 {
+    int dnnl = route == 0 ? 0 : route == 3 ? 2 : 1;
+    lsa_attn_fused_enable(route >= 2);
+    bool fused = lsa_attn_fused_ok(dh);
     unsigned seed = (unsigned)(T * 31 + H * 7 + window);
     int q_dim = H * dh, kv_dim = Hkv * dh, ld = q_dim + 2 * kv_dim;
     float *qkv = malloc(sizeof(float) * (size_t)T * ld);
@@ -58,16 +64,18 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head, int 
         q_hs = kv_hs = 3 * dh;
     }
     float *got = calloc((size_t)T * q_dim, sizeof(float)), *want = calloc((size_t)T * q_dim, sizeof(float));
-    float *scores = malloc(sizeof(float) * LSA_ATTN_BLOCK * T);
+    size_t len = lsa_ops_attention_scratch(T, dh);
+    struct lsa_att_scratch scr = {malloc(sizeof(float) * len * 2), len, 2}, *scores = &scr;
     float scale = 1.0f / sqrtf((float)dh);
     lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, got, q_dim, 0, T, 0, H, H, Hkv, dh, scale, window, scores, dnnl);
     naive(q, ld, q_hs, k, v, ld, kv_hs, want, T, H, Hkv, dh, scale, window);
     double err = 0;
     for (size_t i = 0; i < (size_t)T * q_dim; i++) err = fmax(err, fabs((double)got[i] - want[i]));
-    CHECK(err < 1e-5, "attention T=%d H=%d/%d dh=%d window=%d per_head=%d dnnl=%d: max abs err %.3g", T, H, Hkv, dh,
-          window, per_head, dnnl, err);
+    CHECK(err < 1e-5, "attention T=%d H=%d/%d dh=%d window=%d per_head=%d route=%d: max abs err %.3g", T, H, Hkv, dh,
+          window, per_head, route, err);
     printf("  attention T=%d heads %d/%d d_head %d window %d%s, %s: max abs err %.2e\n", T, H, Hkv, dh, window,
-           per_head ? " per-head layout" : "", dnnl ? "oneDNN where it can" : "OpenBLAS", err);
+           per_head ? " per-head layout" : "", fused ? (dnnl > 1 ? "fused, 2 threads" : "fused") : dnnl ? "oneDNN" : "OpenBLAS",
+           err);
     /* one block of rows and one head at a time, last block first, as a forward split among threads
      * computes them: bit for bit the whole; and rows cut off the block grid: within rounding */
     float *split = calloc((size_t)T * q_dim, sizeof(float));
@@ -83,9 +91,11 @@ static void case_(int T, int H, int Hkv, int dh, int window, bool per_head, int 
     lsa_ops_attention(q, ld, q_hs, k, v, ld, kv_hs, split, q_dim, s0, T, 0, H, H, Hkv, dh, scale, window, scores, dnnl);
     double dev = 0;
     for (size_t i = 0; i < (size_t)T * q_dim; i++) dev = fmax(dev, fabs((double)split[i] - got[i]));
-    CHECK(dev < 1e-6, "attention T=%d split at %d: max abs deviation %.3g from the whole", T, s0, dev);
+    /* the fused kernel computes each row alike in any block: bit for bit there too */
+    CHECK(fused ? dev == 0 : dev < 1e-6, "attention T=%d split at %d (%s): max abs deviation %.3g from the whole", T,
+          s0, fused ? "fused" : "GEMMs", dev);
     free(split);
-    free(qkv), free(got), free(want), free(scores);
+    free(qkv), free(got), free(want), free(scr.p);
 }
 
 /* float(a·b) for floats a, b: the double product is exact, so this is the product rounded once, whatever
@@ -125,14 +135,25 @@ static void exact_rounding(void)
 
 int main(void)
 {
-    for (int dnnl = 0; dnnl < 2; dnnl++) { /* the attention's GEMMs through OpenBLAS, then oneDNN (src/packed.h) */
-        case_(1, 2, 1, 8, 0, false, dnnl);
-        case_(LSA_ATTN_BLOCK, 4, 2, 16, 0, false, dnnl);
-        case_(2 * LSA_ATTN_BLOCK + 37, 4, 2, 16, 0, false, dnnl);
-        case_(2 * LSA_ATTN_BLOCK + 37, 4, 1, 8, 50, false, dnnl);
-        case_(LSA_ATTN_BLOCK + 5, 4, 4, 8, LSA_ATTN_BLOCK + 3, false, dnnl);
-        case_(LSA_ATTN_BLOCK + 70, 3, 3, 8, 0, true, dnnl);
+    for (int route = 0; route < 4; route++) {
+        case_(1, 2, 1, 8, 0, false, route);
+        case_(LSA_ATTN_BLOCK, 4, 2, 16, 0, false, route);
+        case_(2 * LSA_ATTN_BLOCK + 37, 4, 2, 16, 0, false, route);
+        case_(2 * LSA_ATTN_BLOCK + 37, 4, 1, 8, 50, false, route);
+        case_(LSA_ATTN_BLOCK + 5, 4, 4, 8, LSA_ATTN_BLOCK + 3, false, route);
+        case_(LSA_ATTN_BLOCK + 70, 3, 3, 8, 0, true, route);
+        /* every width of the fused kernel's output tiles (d_head 16 · 1..4, and past 64), windows inside a
+         * block and across blocks, GQA, lengths off the tile grids */
+        case_(3 * LSA_ATTN_BLOCK + 11, 2, 1, 32, 0, false, route);
+        case_(2 * LSA_ATTN_BLOCK + 1, 2, 2, 48, 77, false, route);
+        case_(4 * LSA_ATTN_BLOCK, 2, 2, 64, 0, false, route);
+        case_(LSA_ATTN_BLOCK + 45, 4, 2, 80, LSA_ATTN_BLOCK + 20, false, route);
+        case_(LSA_ATTN_BLOCK + 9, 2, 1, 128, 0, true, route);
+        case_(31, 1, 1, 16, 5, false, route);
     }
+    lsa_attn_fused_enable(true);
+    CHECK(lsa_attn_fused_ok(64) == !!__builtin_cpu_supports("avx512f"), "fused attention not as the CPU allows");
+    CHECK(!lsa_attn_fused_ok(8) && !lsa_attn_fused_ok(24), "fused attention taken for d_head not a multiple of 16");
 
     /* RoPE on one head: pair (x_i, x_{i+half}) rotated by angle t * theta^(-2i/dims) */
     float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, c[4 * 2], s[4 * 2];
