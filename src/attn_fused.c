@@ -26,7 +26,7 @@ size_t lsa_attn_fused_scratch(int n_tok, int d_head)
     return 16 + (size_t)d_head * BLK + ((size_t)n_tok + KT) * BLK;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) /* GCC's pragmas and unrolling */
 #include <immintrin.h>
 
 static int wanted = -1; /* benign race: every thread computes the same value */
