@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Forward throughput of lsa vs the sgemm ceiling and vs PyTorch eager (Debian python3-torch), same model
-# files, same thread count, in one run (in turns, best of two turns each). Prints a markdown table and
+# files, same thread count, in one run (in turns, best of TURNS turns each). Prints a markdown table and
 # writes bench/out/forward.json.
-#   bench/forward.sh [BUILD_DIR=build] [THREADS=2]
+#   [TURNS=3] bench/forward.sh [BUILD_DIR=build] [THREADS=2]
 set -euo pipefail
 B=${1:-build}
 TH=${2:-2}
@@ -30,10 +30,10 @@ for m in llama-d128 llama-d512 llama-d1024 llama-d2048 gpt2-d1024; do
   # peak measured next to it
   [ "$m" = llama-d128 ] || peak=$("$B/bench/peak" 2048 5 | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["gflops"])')
   for T in 128 512 1024; do
-    # lsa and PyTorch in turns, twice, each keeping its best: this VM changes speed for minutes at a
-    # time, and turns give both the same chance at the fast one
+    # lsa and PyTorch in turns, each keeping its best: this VM changes speed for minutes at a time, and
+    # turns give both the same chance at the fast one (with two, one side now and then had none)
     lt=0 lg=0 pt=NaN
-    for _ in 1 2; do
+    for _ in $(seq "${TURNS:-3}"); do
       l=$("$B/bench/bench_forward" "$M/$m" "$T" 3)
       read -r t g < <(echo "$l" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["tokens_per_s"], d["gflops"])')
       if /usr/bin/python3 -c "import sys; sys.exit(0 if $t > $lt else 1)"; then lt=$t lg=$g; fi

@@ -12,6 +12,7 @@
  */
 #include "attn_fused.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ size_t lsa_attn_fused_scratch(int n_tok, int d_head)
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) /* GCC's pragmas and unrolling */
 #include <immintrin.h>
 
-static int wanted = -1; /* benign race: every thread computes the same value */
+static _Atomic int wanted = -1; /* -1: not yet read; threads that race to read it find the same */
 
 static int cpu_has_avx512(void)
 {
@@ -39,16 +40,18 @@ static int cpu_has_avx512(void)
 
 static int fused_wanted(void)
 {
-    if (wanted < 0) {
+    int w = atomic_load_explicit(&wanted, memory_order_relaxed);
+    if (w < 0) {
         const char *e = getenv("LSA_FUSED_ATTN");
-        wanted = !(e && strcmp(e, "0") == 0) && cpu_has_avx512();
+        w = !(e && strcmp(e, "0") == 0) && cpu_has_avx512();
+        atomic_store_explicit(&wanted, w, memory_order_relaxed);
     }
-    return wanted;
+    return w;
 }
 
 void lsa_attn_fused_enable(bool on)
 {
-    wanted = on && cpu_has_avx512();
+    atomic_store(&wanted, on && cpu_has_avx512());
 }
 
 bool lsa_attn_fused_ok(int d_head)
